@@ -1,0 +1,378 @@
+//! `frontdesk.toml`: the typed, defaulted and validated configuration, and the
+//! environment variables that override it.
+//!
+//! Every key has a default, so no file is needed for the console. Unknown
+//! keys, wrong types and impossible values are errors naming the file, the
+//! line and the key. Precedence: command-line flags, then environment
+//! variables, then the file, then the defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::intents::{is_language_code, key_from_toml_error, line_of};
+use crate::model::SurveyKind;
+use crate::nlu::MatcherConfig;
+
+/// The configuration file looked for in the working directory when none is given.
+pub const DEFAULT_CONFIG_FILE: &str = "frontdesk.toml";
+
+/// Environment variable: the configuration file.
+pub const ENV_CONFIG: &str = "FRONTDESK_CONFIG";
+/// Environment variable: the data directory.
+pub const ENV_DATA: &str = "FRONTDESK_DATA";
+/// Environment variable: the intents directory.
+pub const ENV_INTENTS: &str = "FRONTDESK_INTENTS";
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is invalid.
+    #[error("{path}:{line}: key `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The key concerned.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of intent files (default `intents`).
+    pub intents: PathBuf,
+    /// Directory of the embedded database (default `frontdesk-data`).
+    pub data: PathBuf,
+    /// The language used when nothing better is known (default `en`).
+    pub default_language: String,
+    /// The languages the shop speaks (default en, es, it).
+    pub languages: Vec<String>,
+    /// Matcher thresholds.
+    pub matcher: MatcherConfig,
+    /// The satisfaction question.
+    pub survey: SurveyConfig,
+    /// Ticket settings.
+    pub tickets: TicketsConfig,
+    /// Overrides of the bot's own sentences, per language: `[messages.es] did_it_help = "…"`.
+    pub messages: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            intents: PathBuf::from("intents"),
+            data: PathBuf::from("frontdesk-data"),
+            default_language: "en".into(),
+            languages: vec!["en".into(), "es".into(), "it".into()],
+            matcher: MatcherConfig::default(),
+            survey: SurveyConfig::default(),
+            tickets: TicketsConfig::default(),
+            messages: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[survey]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SurveyConfig {
+    /// `csat` (1–5, the default) or `nps` (0–10).
+    pub kind: SurveyKind,
+}
+
+/// `[tickets]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TicketsConfig {
+    /// The first-response target told to customers, e.g. "1h", "30m" (default 1h).
+    pub first_response_target: String,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        TicketsConfig {
+            first_response_target: "1h".into(),
+        }
+    }
+}
+
+impl TicketsConfig {
+    /// The first-response target as a duration (validated at load).
+    pub fn first_response(&self) -> Duration {
+        parse_duration(&self.first_response_target).unwrap_or(Duration::from_secs(3600))
+    }
+}
+
+impl Config {
+    /// Load the configuration: `path` if given (it must exist), else
+    /// `$FRONTDESK_CONFIG`, else `frontdesk.toml` if present, else defaults;
+    /// then apply environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env_path = std::env::var_os(ENV_CONFIG).map(PathBuf::from);
+        let explicit = path.map(Path::to_path_buf).or(env_path);
+        let mut config = match explicit {
+            Some(p) => Config::from_file(&p)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Config::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok());
+        Ok(config)
+    }
+
+    /// Read and validate one file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parse and validate configuration text; `path` is used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            key: key_from_toml_error(text, e.span()),
+            message: e.message().lines().next().unwrap_or("invalid").to_string(),
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of_key(text, &key),
+            key,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Apply environment overrides, read through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(data) = var(ENV_DATA).filter(|v| !v.trim().is_empty()) {
+            self.data = PathBuf::from(data);
+        }
+        if let Some(intents) = var(ENV_INTENTS).filter(|v| !v.trim().is_empty()) {
+            self.intents = PathBuf::from(intents);
+        }
+    }
+
+    /// Check values that the types alone do not; returns (key, message).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.languages.is_empty() {
+            return Err((
+                "languages".into(),
+                "at least one language is needed, e.g. languages = [\"en\"]".into(),
+            ));
+        }
+        for lang in &self.languages {
+            if !is_language_code(lang) {
+                return Err((
+                    "languages".into(),
+                    format!("\"{lang}\" is not a language code: use ISO 639-1 codes such as en, es, it"),
+                ));
+            }
+        }
+        if !self.languages.contains(&self.default_language) {
+            return Err((
+                "default_language".into(),
+                format!(
+                    "\"{}\" is not among languages {:?}: add it there or pick one of them",
+                    self.default_language, self.languages
+                ),
+            ));
+        }
+        let m = &self.matcher;
+        for (key, value) in [
+            ("answer_threshold", m.answer_threshold),
+            ("suggest_threshold", m.suggest_threshold),
+            ("ambiguity_margin", m.ambiguity_margin),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err((
+                    key.into(),
+                    format!("{value} is outside 0.0–1.0: scores are between 0 and 1"),
+                ));
+            }
+        }
+        if m.suggest_threshold > m.answer_threshold {
+            return Err((
+                "suggest_threshold".into(),
+                format!(
+                    "{} is above answer_threshold {}: the \"did you mean\" band must lie below the answer threshold",
+                    m.suggest_threshold, m.answer_threshold
+                ),
+            ));
+        }
+        if let Err(message) = parse_duration(&self.tickets.first_response_target) {
+            return Err(("first_response_target".into(), message));
+        }
+        for (lang, overrides) in &self.messages {
+            if !is_language_code(lang) {
+                return Err((
+                    format!("messages.{lang}"),
+                    format!("\"{lang}\" is not a language code"),
+                ));
+            }
+            for key in overrides.keys() {
+                if !crate::engine::Messages::is_field(key) {
+                    return Err((
+                        key.clone(),
+                        format!(
+                            "unknown message \"{key}\" in [messages.{lang}]; known: {}",
+                            crate::engine::Messages::field_names().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first line mentioning `key` as a key, else 1.
+fn line_of_key(text: &str, key: &str) -> usize {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(last)
+                && l[last.len()..]
+                    .trim_start()
+                    .starts_with(['=', '.'])
+        })
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+/// Parse "90s", "30m", "1h", "1h30m", "2d" into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let usage = || {
+        format!(
+            "\"{text}\" is not a duration: write a number with a unit, e.g. \"30m\", \"1h\", \"1h30m\", \"2d\""
+        )
+    };
+    let text_trim = text.trim();
+    if text_trim.is_empty() {
+        return Err(usage());
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text_trim.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        if c == ' ' {
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(usage()),
+        };
+        let n: u64 = number.parse().map_err(|_| usage())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(usage)?;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(usage());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("frontdesk.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_example_config_at_the_root_is_valid() {
+        let text = include_str!("../frontdesk.toml");
+        let config = parse(text).expect("frontdesk.toml must stay valid");
+        assert_eq!(config.default_language, "en");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = parse("default_language = \"en\"\n\n[survey]\nkindd = \"nps\"\n").unwrap_err();
+        match err {
+            ConfigError::Invalid { line, key, .. } => {
+                assert_eq!(line, 4);
+                assert_eq!(key, "kindd");
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let err = parse("languages = [\"en\"]\ndefault_language = \"es\"\n").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "default_language"),
+            "{err}"
+        );
+        let err = parse("[matcher]\nanswer_threshold = 1.5\n").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { line: 2, .. }),
+            "{err}"
+        );
+        let err = parse("[tickets]\nfirst_response_target = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("not a duration"), "{err}");
+        let err = parse("[messages.es]\nhello_there = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown message"), "{err}");
+        let err = parse("[survey]\nkind = \"stars\"\n").unwrap_err();
+        assert!(matches!(&err, ConfigError::Invalid { line: 2, .. }), "{err}");
+        assert!(parse("languages = []\n").is_err());
+        assert!(parse("languages = \"en\"\n").is_err());
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let mut config = parse("data = \"from-file\"\n").unwrap();
+        config.apply_env(|k| (k == ENV_DATA).then(|| "from-env".to_string()));
+        assert_eq!(config.data, PathBuf::from("from-env"));
+        config.apply_env(|k| (k == ENV_DATA).then(|| "  ".to_string()));
+        assert_eq!(config.data, PathBuf::from("from-env"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        assert_eq!(parse_duration("45 m").unwrap(), Duration::from_secs(2700));
+        for bad in ["", "h", "10", "0m", "1x", "99999999999999999999d", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

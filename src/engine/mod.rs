@@ -1,0 +1,1594 @@
+//! The dialogue engine: a platform-agnostic, deterministic state machine.
+//!
+//! It takes an [`Inbound`] event plus the current time, reads and writes the
+//! [`Store`], and returns the [`Outgoing`] actions that channels must carry
+//! out. It never calls a platform. All of an event's effects, the handled
+//! event id and the outgoing actions are committed in one atomic write, so a
+//! crash loses nothing and repeats nothing: channels deliver from the outbox
+//! and acknowledge what the platform accepted.
+//!
+//! The conversation (see design.md): a confident match is answered with
+//! "Did that answer your question?" [Yes] [No, talk to a person]; a close call
+//! asks "Did you mean …?"; no match, [No], a request for a person or an
+//! escalating intent opens a ticket and pings staff; while a ticket is open the
+//! customer and staff talk through the bot; a resolution is followed, once,
+//! by the rating question.
+
+mod messages;
+pub mod staff;
+
+pub use messages::{Messages, fill};
+pub use staff::StaffCommand;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::config::Config;
+use crate::intents::{Intent, IntentSet, Role};
+use crate::model::{
+    Action, Button, Channel, Conversation, Customer, CustomerKey, DialogueState, EscalationReason,
+    Line, Outgoing, Rating, ResolvedBy, Speaker, SurveyKind, Ticket, TicketEvent, TicketEventKind,
+    TicketStatus,
+};
+use crate::nlu::{Matcher, MatcherConfig, Verdict};
+use crate::store::{Change, Counters, Store, StoreError};
+
+/// Longest text kept of one message (characters); longer ones are cut with a marker.
+pub const MAX_STORED_CHARS: usize = 4000;
+/// Longest text the matcher looks at (characters).
+pub const MAX_MATCHED_CHARS: usize = 1000;
+/// Transcript lines kept per conversation (oldest dropped first).
+pub const MAX_TRANSCRIPT_LINES: usize = 200;
+/// Transcript lines shown in a staff ping.
+pub const PING_EXCERPT_LINES: usize = 6;
+
+/// Button payloads the engine understands from customers.
+mod payload {
+    pub const YES: &str = "yes";
+    pub const NO: &str = "no";
+    pub const PERSON: &str = "person";
+    pub const ELSE: &str = "else";
+    pub const INTENT: &str = "intent:";
+    pub const RATE: &str = "rate:";
+}
+
+/// A customer as a channel describes them with each event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerInfo {
+    /// Who.
+    pub key: CustomerKey,
+    /// Display name.
+    pub name: String,
+    /// Where replies go (a chat id); empty: the user id.
+    pub address: String,
+    /// The platform's language hint (e.g. Telegram's `language_code`, Discord's `locale`).
+    pub language_hint: Option<String>,
+}
+
+/// A member of staff acting on a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaffMember {
+    /// Where they act.
+    pub channel: Channel,
+    /// Platform user id.
+    pub id: String,
+    /// Display name (shown to customers).
+    pub name: String,
+}
+
+/// What happened, as a channel reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// The customer opened the chat (Telegram's /start).
+    Start {
+        /// Who.
+        customer: CustomerInfo,
+    },
+    /// The customer wrote (or sent something that is not text).
+    Message {
+        /// Who.
+        customer: CustomerInfo,
+        /// The text (caption for media; may be empty).
+        text: String,
+        /// A short description of anything that is not text ("photo", "sticker", "file report.pdf").
+        attachment: Option<String>,
+    },
+    /// The customer pressed a button.
+    Button {
+        /// Who.
+        customer: CustomerInfo,
+        /// The button's payload.
+        payload: String,
+    },
+    /// Staff wrote: a command, or (with `ticket`) a reply in a ticket's context
+    /// (Telegram reply-to a ping, a Discord ticket thread).
+    StaffText {
+        /// Who.
+        staff: StaffMember,
+        /// The text.
+        text: String,
+        /// The ticket the text was written in the context of.
+        ticket: Option<u64>,
+    },
+    /// Staff pressed [Claim] or [Resolve].
+    StaffButton {
+        /// Who.
+        staff: StaffMember,
+        /// The payload.
+        payload: String,
+    },
+}
+
+/// Why the engine failed. Nothing was written when it fails.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The engine's settings, derived from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// The shop's languages.
+    pub languages: Vec<String>,
+    /// The fallback language.
+    pub default_language: String,
+    /// CSAT or NPS.
+    pub survey: SurveyKind,
+    /// First-response target told to customers.
+    pub first_response_target: Duration,
+    /// The bot's sentences per language.
+    pub messages: BTreeMap<String, Messages>,
+}
+
+impl EngineSettings {
+    /// Settings from a validated configuration.
+    pub fn from_config(config: &Config) -> EngineSettings {
+        let base = Messages::with_overrides(
+            &config.default_language,
+            &Messages::english(),
+            config.messages.get(&config.default_language),
+        );
+        let messages = config
+            .languages
+            .iter()
+            .map(|lang| {
+                (
+                    lang.clone(),
+                    Messages::with_overrides(lang, &base, config.messages.get(lang)),
+                )
+            })
+            .collect();
+        EngineSettings {
+            languages: config.languages.clone(),
+            default_language: config.default_language.clone(),
+            survey: config.survey.kind,
+            first_response_target: config.tickets.first_response(),
+            messages,
+        }
+    }
+
+    fn messages(&self, language: &str) -> &Messages {
+        self.messages
+            .get(language)
+            .or_else(|| self.messages.get(&self.default_language))
+            .or_else(|| self.messages.values().next())
+            .expect("settings always hold the default language's messages")
+    }
+}
+
+/// The intents and the matcher built from them; swapped whole on reload.
+pub struct Knowledge {
+    /// The intents.
+    pub intents: IntentSet,
+    /// The matcher built from them.
+    pub matcher: Matcher,
+}
+
+impl Knowledge {
+    /// Build the matcher for an intent set.
+    pub fn build(intents: IntentSet, matcher: MatcherConfig) -> Knowledge {
+        let matcher = Matcher::build(intents.training_data(), matcher);
+        Knowledge { intents, matcher }
+    }
+}
+
+/// The dialogue engine. Cheap to share behind an `Arc`; events are handled one
+/// at a time.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    knowledge: RwLock<Arc<Knowledge>>,
+    settings: EngineSettings,
+    serial: Mutex<()>,
+}
+
+impl Engine {
+    /// An engine over a store, with intents and settings.
+    pub fn new(store: Arc<dyn Store>, knowledge: Knowledge, settings: EngineSettings) -> Engine {
+        Engine {
+            store,
+            knowledge: RwLock::new(Arc::new(knowledge)),
+            settings,
+            serial: Mutex::new(()),
+        }
+    }
+
+    /// The store the engine writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Swap in a new set of intents (hot reload); conversations continue.
+    pub fn replace_knowledge(&self, knowledge: Knowledge) {
+        let mut guard = self.knowledge.write().unwrap_or_else(|e| e.into_inner());
+        *guard = Arc::new(knowledge);
+    }
+
+    /// The current intents and matcher.
+    pub fn knowledge(&self) -> Arc<Knowledge> {
+        self.knowledge
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Handle one event at time `now`. `event_id`, when given, makes handling
+    /// idempotent: an id already handled returns no actions and changes nothing.
+    pub fn handle(
+        &self,
+        event_id: Option<&str>,
+        inbound: Inbound,
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, EngineError> {
+        let _serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = event_id
+            && self.store.was_handled(id)?
+        {
+            tracing::debug!(event = id, "event already handled; skipped");
+            return Ok(Vec::new());
+        }
+        let knowledge = self.knowledge();
+        let mut turn = Turn {
+            tx: Tx::new(self.store.as_ref())?,
+            knowledge: &knowledge,
+            settings: &self.settings,
+            now,
+        };
+        match inbound {
+            Inbound::Start { customer } => turn.start(&customer)?,
+            Inbound::Message {
+                customer,
+                text,
+                attachment,
+            } => turn.customer_message(&customer, &text, attachment.as_deref())?,
+            Inbound::Button { customer, payload } => turn.customer_button(&customer, &payload)?,
+            Inbound::StaffText {
+                staff,
+                text,
+                ticket,
+            } => turn.staff_text(&staff, &text, ticket)?,
+            Inbound::StaffButton { staff, payload } => match staff::parse_button(&payload) {
+                Some(command) => turn.staff_command(&staff, command, None)?,
+                None => turn.to_staff(
+                    staff.channel,
+                    None,
+                    format!("Unknown button \"{}\".", clip(&payload, 60)),
+                ),
+            },
+        }
+        let mut change = turn.tx.into_change();
+        change.handled = event_id.map(str::to_string);
+        Ok(self.store.commit(change)?)
+    }
+}
+
+/// The pending writes of one event, read-through to the store.
+struct Tx<'a> {
+    store: &'a dyn Store,
+    customers: BTreeMap<CustomerKey, Customer>,
+    conversations: BTreeMap<u64, Conversation>,
+    tickets: BTreeMap<u64, Ticket>,
+    ratings: Vec<Rating>,
+    actions: Vec<Action>,
+    counters: Counters,
+}
+
+impl<'a> Tx<'a> {
+    fn new(store: &'a dyn Store) -> Result<Self, StoreError> {
+        Ok(Tx {
+            store,
+            customers: BTreeMap::new(),
+            conversations: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            ratings: Vec::new(),
+            actions: Vec::new(),
+            counters: store.counters()?,
+        })
+    }
+
+    fn customer(&self, key: &CustomerKey) -> Result<Option<Customer>, StoreError> {
+        match self.customers.get(key) {
+            Some(c) => Ok(Some(c.clone())),
+            None => self.store.customer(key),
+        }
+    }
+
+    fn conversation(&self, id: u64) -> Result<Option<Conversation>, StoreError> {
+        match self.conversations.get(&id) {
+            Some(c) => Ok(Some(c.clone())),
+            None => self.store.conversation(id),
+        }
+    }
+
+    fn ticket(&self, number: u64) -> Result<Option<Ticket>, StoreError> {
+        match self.tickets.get(&number) {
+            Some(t) => Ok(Some(t.clone())),
+            None => self.store.ticket(number),
+        }
+    }
+
+    fn put_customer(&mut self, c: Customer) {
+        self.customers.insert(c.key.clone(), c);
+    }
+
+    fn put_conversation(&mut self, c: Conversation) {
+        self.conversations.insert(c.id, c);
+    }
+
+    fn put_ticket(&mut self, t: Ticket) {
+        self.tickets.insert(t.number, t);
+    }
+
+    fn into_change(self) -> Change {
+        Change {
+            customers: self.customers.into_values().collect(),
+            conversations: self.conversations.into_values().collect(),
+            tickets: self.tickets.into_values().collect(),
+            ratings: self.ratings,
+            actions: self.actions,
+            handled: None,
+            counters: self.counters,
+        }
+    }
+}
+
+/// Handling of one event.
+struct Turn<'a> {
+    tx: Tx<'a>,
+    knowledge: &'a Knowledge,
+    settings: &'a EngineSettings,
+    now: Timestamp,
+}
+
+/// The customer and the conversation an event belongs to.
+struct Session {
+    customer: Customer,
+    conversation: Conversation,
+    language: String,
+}
+
+impl<'a> Turn<'a> {
+    fn msgs(&self, language: &str) -> &'a Messages {
+        self.settings.messages(language)
+    }
+
+    /// Load or create the customer, refresh what the channel tells about them.
+    fn load_customer(&mut self, info: &CustomerInfo) -> Result<Customer, StoreError> {
+        let mut customer = match self.tx.customer(&info.key)? {
+            Some(c) => c,
+            None => Customer {
+                key: info.key.clone(),
+                name: String::new(),
+                address: String::new(),
+                language: None,
+                state: DialogueState::Idle,
+                conversation: None,
+                first_seen: self.now,
+                last_seen: self.now,
+            },
+        };
+        if !info.name.trim().is_empty() {
+            customer.name = clip(info.name.trim(), 100);
+        }
+        if customer.name.is_empty() {
+            customer.name = info.key.id.clone();
+        }
+        if !info.address.is_empty() {
+            customer.address = info.address.clone();
+        }
+        customer.last_seen = self.now;
+        Ok(customer)
+    }
+
+    /// The customer's open conversation, or a new one.
+    fn open_conversation(
+        &mut self,
+        customer: &mut Customer,
+        language: &str,
+    ) -> Result<Conversation, StoreError> {
+        if let Some(id) = customer.conversation
+            && let Some(c) = self.tx.conversation(id)?
+            && c.ended_at.is_none()
+        {
+            return Ok(c);
+        }
+        self.tx.counters.last_conversation += 1;
+        let id = self.tx.counters.last_conversation;
+        customer.conversation = Some(id);
+        Ok(Conversation {
+            id,
+            customer: customer.key.clone(),
+            started_at: self.now,
+            ended_at: None,
+            messages: 0,
+            bot_answers: 0,
+            unanswered: 0,
+            ticket: None,
+            resolved_by: None,
+            rating_asked: false,
+            transcript: Vec::new(),
+            language: language.to_string(),
+        })
+    }
+
+    fn session(&mut self, info: &CustomerInfo, language: String) -> Result<Session, StoreError> {
+        let mut customer = self.load_customer(info)?;
+        customer.language = Some(language.clone());
+        let mut conversation = self.open_conversation(&mut customer, &language)?;
+        conversation.language = language.clone();
+        Ok(Session {
+            customer,
+            conversation,
+            language,
+        })
+    }
+
+    fn save(&mut self, s: Session) {
+        self.tx.put_conversation(s.conversation);
+        self.tx.put_customer(s.customer);
+    }
+
+    fn is_language(&self, lang: &str) -> bool {
+        self.settings.languages.iter().any(|l| l == lang)
+    }
+
+    /// The platform hint, if it names one of the shop's languages.
+    fn hinted_language(&self, hint: Option<&str>) -> Option<String> {
+        let primary = hint?
+            .split(['-', '_'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        self.is_language(&primary).then_some(primary)
+    }
+
+    fn language_without_text(&self, info: &CustomerInfo, known: Option<&str>) -> String {
+        self.hinted_language(info.language_hint.as_deref())
+            .or_else(|| known.filter(|l| self.is_language(l)).map(str::to_string))
+            .unwrap_or_else(|| self.settings.default_language.clone())
+    }
+
+    fn say(&mut self, s: &mut Session, text: String, buttons: Vec<Button>) {
+        push_line(&mut s.conversation, self.now, Speaker::Bot, &text, None);
+        self.tx.actions.push(Action::ToCustomer {
+            customer: s.customer.key.clone(),
+            address: s.customer.address.clone(),
+            text,
+            buttons,
+        });
+    }
+
+    fn to_staff(&mut self, channel: Channel, ticket: Option<u64>, text: String) {
+        self.tx.actions.push(Action::ToStaff {
+            channel,
+            ticket,
+            text,
+        });
+    }
+
+    // ----- customer side -------------------------------------------------
+
+    fn start(&mut self, info: &CustomerInfo) -> Result<(), EngineError> {
+        let known = self.tx.customer(&info.key)?.and_then(|c| c.language);
+        let language = self.language_without_text(info, known.as_deref());
+        let mut s = self.session(info, language)?;
+        match self.knowledge.intents.with_role(Role::Greeting) {
+            Some(greeting) => {
+                let greeting = greeting.clone();
+                self.answer_intent(&mut s, &greeting)?;
+            }
+            None => {
+                let text = self.msgs(&s.language).empty.clone();
+                self.say(&mut s, text, Vec::new());
+            }
+        }
+        self.save(s);
+        Ok(())
+    }
+
+    fn customer_message(
+        &mut self,
+        info: &CustomerInfo,
+        raw_text: &str,
+        attachment: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let text = clean_text(raw_text);
+        let existing = self.tx.customer(&info.key)?;
+        let known_language = existing.as_ref().and_then(|c| c.language.clone());
+        let state = existing.map(|c| c.state).unwrap_or_default();
+
+        // The language: the platform's hint, else detection, else what we knew.
+        let hinted = self.hinted_language(info.language_hint.as_deref());
+        let detected = match &hinted {
+            Some(_) => None,
+            None => crate::nlu::detect(&clip(&text, MAX_MATCHED_CHARS), &self.settings.languages),
+        };
+        let matching_language = hinted
+            .clone()
+            .or(detected.clone())
+            .or_else(|| known_language.clone().filter(|l| self.is_language(l)));
+        let classification = if text.is_empty() {
+            None
+        } else {
+            Some(
+                self.knowledge
+                    .matcher
+                    .classify(&clip(&text, MAX_MATCHED_CHARS), matching_language.as_deref()),
+            )
+        };
+        let evidence = classification
+            .as_ref()
+            .filter(|c| !matches!(c.verdict, Verdict::Unknown))
+            .and_then(|c| c.evidence_language.clone())
+            .filter(|l| self.is_language(l));
+        let language = matching_language
+            .or(evidence)
+            .unwrap_or_else(|| self.settings.default_language.clone());
+
+        // A pending rating question: a rating ends it; anything else starts anew.
+        if let DialogueState::AwaitingRating { conversation } = state {
+            let (min, max) = self.settings.survey.range();
+            match parse_rating(&text) {
+                Some(score) if (min..=max).contains(&score) => {
+                    let s = self.session_for_rating(info, &language, conversation)?;
+                    self.record_rating(s, conversation, score);
+                    return Ok(());
+                }
+                Some(_) => {
+                    let mut s = self.session_for_rating(info, &language, conversation)?;
+                    push_line(&mut s.conversation, self.now, Speaker::Customer, &text, None);
+                    s.conversation.messages += 1;
+                    self.ask_rating_again(&mut s);
+                    self.save(s);
+                    return Ok(());
+                }
+                None => {
+                    let mut customer = self.load_customer(info)?;
+                    customer.state = DialogueState::Idle;
+                    self.tx.put_customer(customer);
+                }
+            }
+        }
+
+        let mut s = self.session(info, language)?;
+        let shown = match attachment {
+            Some(what) if text.is_empty() => format!("[{}]", clip(what, 100)),
+            Some(what) => format!("[{}] {text}", clip(what, 100)),
+            None => text.clone(),
+        };
+        let intent_hint = classification.as_ref().and_then(|c| match &c.verdict {
+            Verdict::Answer(id) => Some(id.clone()),
+            _ => None,
+        });
+        if !shown.is_empty() {
+            push_line(
+                &mut s.conversation,
+                self.now,
+                Speaker::Customer,
+                &shown,
+                intent_hint,
+            );
+            s.conversation.messages += 1;
+        }
+
+        // An open ticket: everything goes to staff.
+        if let DialogueState::InTicket { ticket } = s.customer.state.clone()
+            && let Some(t) = self.tx.ticket(ticket)?
+            && t.status != TicketStatus::Resolved
+        {
+            if staff::looks_like_command(&text) {
+                let reply = self.msgs(&s.language).staff_only.clone();
+                self.say(&mut s, reply, Vec::new());
+            } else if !shown.is_empty() {
+                self.relay_to_staff(&mut s, t, &shown);
+            }
+            self.save(s);
+            return Ok(());
+        }
+        if matches!(s.customer.state, DialogueState::InTicket { .. }) {
+            s.customer.state = DialogueState::Idle;
+        }
+
+        if staff::looks_like_command(&text) {
+            let reply = self.msgs(&s.language).staff_only.clone();
+            self.say(&mut s, reply, Vec::new());
+            self.save(s);
+            return Ok(());
+        }
+
+        if attachment.is_some() {
+            let reply = self.msgs(&s.language).non_text.clone();
+            self.say(&mut s, reply, Vec::new());
+            self.escalate(&mut s, EscalationReason::NonText)?;
+            self.save(s);
+            return Ok(());
+        }
+
+        if text.is_empty() {
+            let reply = self.msgs(&s.language).empty.clone();
+            self.say(&mut s, reply, Vec::new());
+            self.save(s);
+            return Ok(());
+        }
+
+        // Typed answers to the feedback question.
+        if let DialogueState::AwaitingFeedback { .. } = s.customer.state {
+            match typed_yes_no(&text, self.msgs(&s.language)) {
+                Some(true) => {
+                    self.resolve_by_bot(&mut s);
+                    self.save(s);
+                    return Ok(());
+                }
+                Some(false) => {
+                    self.escalate(&mut s, EscalationReason::NotHelped)?;
+                    self.save(s);
+                    return Ok(());
+                }
+                None => {}
+            }
+        }
+        s.customer.state = DialogueState::Idle;
+
+        let verdict = classification
+            .map(|c| c.verdict)
+            .unwrap_or(Verdict::Unknown);
+        match verdict {
+            Verdict::Answer(id) => match self.knowledge.intents.get(&id) {
+                Some(intent) => {
+                    let intent = intent.clone();
+                    self.answer_intent(&mut s, &intent)?;
+                }
+                None => self.unknown(&mut s)?,
+            },
+            Verdict::Ambiguous(options) => self.did_you_mean(&mut s, options, &text),
+            Verdict::Unknown => self.unknown(&mut s)?,
+        }
+        self.save(s);
+        Ok(())
+    }
+
+    fn session_for_rating(
+        &mut self,
+        info: &CustomerInfo,
+        language: &str,
+        conversation: u64,
+    ) -> Result<Session, StoreError> {
+        let mut customer = self.load_customer(info)?;
+        customer.language = Some(language.to_string());
+        let conversation = match self.tx.conversation(conversation)? {
+            Some(c) => c,
+            None => self.open_conversation(&mut customer, language)?,
+        };
+        Ok(Session {
+            customer,
+            conversation,
+            language: language.to_string(),
+        })
+    }
+
+    fn customer_button(&mut self, info: &CustomerInfo, payload: &str) -> Result<(), EngineError> {
+        let existing = self.tx.customer(&info.key)?;
+        let known = existing.as_ref().and_then(|c| c.language.clone());
+        let state = existing.map(|c| c.state).unwrap_or_default();
+        let language = self.language_without_text(info, known.as_deref());
+
+        if let Some(score) = payload.strip_prefix(payload::RATE) {
+            let (min, max) = self.settings.survey.range();
+            if let (DialogueState::AwaitingRating { conversation }, Ok(score)) =
+                (&state, score.parse::<u8>())
+                && (min..=max).contains(&score)
+            {
+                let s = self.session_for_rating(info, &language, *conversation)?;
+                self.record_rating(s, *conversation, score);
+                return Ok(());
+            }
+            return self.stale_button(info, language);
+        }
+
+        // A button while a ticket is open: staff are handling it.
+        if let DialogueState::InTicket { ticket } = state
+            && let Some(t) = self.tx.ticket(ticket)?
+            && t.status != TicketStatus::Resolved
+        {
+            let mut s = self.session(info, language)?;
+            let text = fill(
+                &self.msgs(&s.language).ticket_waiting,
+                &[("ticket", &ticket.to_string())],
+            );
+            self.say(&mut s, text, Vec::new());
+            self.save(s);
+            return Ok(());
+        }
+
+        let applies = match payload {
+            payload::YES | payload::NO => matches!(state, DialogueState::AwaitingFeedback { .. }),
+            payload::ELSE => matches!(state, DialogueState::AwaitingChoice { .. }),
+            payload::PERSON => true,
+            other => other
+                .strip_prefix(payload::INTENT)
+                .is_some_and(|id| self.knowledge.intents.get(id).is_some()),
+        };
+        if !applies {
+            return self.stale_button(info, language);
+        }
+        let mut s = self.session(info, language)?;
+        if matches!(s.customer.state, DialogueState::AwaitingRating { .. }) {
+            // Pressing anything else skips the rating.
+            s.customer.state = DialogueState::Idle;
+        }
+        let pressed = {
+            let m = self.msgs(&s.language);
+            match payload {
+                payload::YES => m.yes.clone(),
+                payload::NO => m.no_person.clone(),
+                payload::PERSON => m.talk_to_person.clone(),
+                payload::ELSE => m.something_else.clone(),
+                other => {
+                    let id = other.strip_prefix(payload::INTENT).unwrap_or(other);
+                    let default = &self.settings.default_language;
+                    self.knowledge
+                        .intents
+                        .get(id)
+                        .map(|i| intent_title(i, &s.language, default))
+                        .unwrap_or_else(|| id.to_string())
+                }
+            }
+        };
+        push_line(
+            &mut s.conversation,
+            self.now,
+            Speaker::Customer,
+            &format!("[{}]", clip(&pressed, 100)),
+            None,
+        );
+        match payload {
+            payload::YES => {
+                if matches!(s.customer.state, DialogueState::AwaitingFeedback { .. }) {
+                    self.resolve_by_bot(&mut s);
+                } else {
+                    self.stale(&mut s);
+                }
+            }
+            payload::NO => {
+                if matches!(s.customer.state, DialogueState::AwaitingFeedback { .. }) {
+                    self.escalate(&mut s, EscalationReason::NotHelped)?;
+                } else {
+                    self.stale(&mut s);
+                }
+            }
+            payload::PERSON => self.escalate(&mut s, EscalationReason::AskedForPerson)?,
+            payload::ELSE => {
+                if let DialogueState::AwaitingChoice { .. } = &s.customer.state {
+                    self.unknown(&mut s)?;
+                } else {
+                    self.stale(&mut s);
+                }
+            }
+            other => match other
+                .strip_prefix(payload::INTENT)
+                .and_then(|id| self.knowledge.intents.get(id))
+            {
+                Some(intent) => {
+                    let intent = intent.clone();
+                    s.customer.state = DialogueState::Idle;
+                    self.answer_intent(&mut s, &intent)?;
+                }
+                None => self.stale(&mut s),
+            },
+        }
+        self.save(s);
+        Ok(())
+    }
+
+    /// A button that no longer applies: say so, without opening a conversation for it.
+    fn stale_button(&mut self, info: &CustomerInfo, language: String) -> Result<(), EngineError> {
+        let mut customer = self.load_customer(info)?;
+        let open = match customer.conversation {
+            Some(id) => self.tx.conversation(id)?.filter(|c| c.ended_at.is_none()),
+            None => None,
+        };
+        match open {
+            Some(conversation) => {
+                let mut s = Session {
+                    customer,
+                    conversation,
+                    language,
+                };
+                self.stale(&mut s);
+                self.save(s);
+            }
+            None => {
+                let text = self.msgs(&language).stale_button.clone();
+                customer.language = Some(language);
+                self.tx.actions.push(Action::ToCustomer {
+                    customer: customer.key.clone(),
+                    address: customer.address.clone(),
+                    text,
+                    buttons: Vec::new(),
+                });
+                self.tx.put_customer(customer);
+            }
+        }
+        Ok(())
+    }
+
+    fn stale(&mut self, s: &mut Session) {
+        let text = self.msgs(&s.language).stale_button.clone();
+        self.say(s, text, Vec::new());
+    }
+
+    fn answer_intent(&mut self, s: &mut Session, intent: &Intent) -> Result<(), EngineError> {
+        let default = self.settings.default_language.clone();
+        let answer = intent.answer_in(&s.language, &default).map(str::to_string);
+        let buttons: Vec<Button> = intent
+            .buttons
+            .iter()
+            .map(|b| {
+                let label = b
+                    .label
+                    .get(&s.language)
+                    .or_else(|| b.label.get(&default))
+                    .or_else(|| b.label.values().next())
+                    .cloned()
+                    .unwrap_or_else(|| b.goto.clone());
+                Button::new(label, format!("{}{}", payload::INTENT, b.goto))
+            })
+            .collect();
+        if let Some(last) = s
+            .conversation
+            .transcript
+            .iter_mut()
+            .rev()
+            .find(|l| l.speaker == Speaker::Customer)
+        {
+            last.intent = Some(intent.id.clone());
+        }
+
+        if intent.role == Some(Role::Human) {
+            if let Some(answer) = answer {
+                self.say(s, answer, Vec::new());
+            }
+            return self.escalate(s, EscalationReason::AskedForPerson);
+        }
+        if intent.escalate {
+            if let Some(answer) = answer {
+                self.say(s, answer, Vec::new());
+            }
+            return self.escalate(s, EscalationReason::EscalateIntent);
+        }
+        let Some(answer) = answer else {
+            return self.unknown(s);
+        };
+        match intent.role {
+            Some(Role::Greeting) => {
+                self.say(s, answer, buttons);
+                s.customer.state = DialogueState::Idle;
+            }
+            Some(Role::Thanks) => {
+                self.say(s, answer, buttons);
+                let helped = s.conversation.bot_answers > 0
+                    && s.conversation.ticket.is_none()
+                    && s.conversation.resolved_by.is_none();
+                if helped {
+                    self.close_conversation(s, ResolvedBy::Bot);
+                    self.ask_rating(s);
+                } else {
+                    s.customer.state = DialogueState::Idle;
+                }
+            }
+            Some(Role::Human) => unreachable!("handled above"),
+            None => {
+                s.conversation.bot_answers += 1;
+                self.say(s, answer, buttons);
+                let m = self.msgs(&s.language);
+                let question = m.did_it_help.clone();
+                let feedback = vec![
+                    Button::new(m.yes.clone(), payload::YES),
+                    Button::new(m.no_person.clone(), payload::NO),
+                ];
+                self.say(s, question, feedback);
+                s.customer.state = DialogueState::AwaitingFeedback {
+                    intent: intent.id.clone(),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn did_you_mean(&mut self, s: &mut Session, options: Vec<String>, question: &str) {
+        let default = self.settings.default_language.clone();
+        let mut buttons = Vec::new();
+        let mut kept = Vec::new();
+        for id in options.iter().take(3) {
+            if let Some(intent) = self.knowledge.intents.get(id) {
+                buttons.push(Button::new(
+                    intent_title(intent, &s.language, &default),
+                    format!("{}{}", payload::INTENT, id),
+                ));
+                kept.push(id.clone());
+            }
+        }
+        let m = self.msgs(&s.language);
+        buttons.push(Button::new(m.something_else.clone(), payload::ELSE));
+        let text = m.did_you_mean.clone();
+        self.say(s, text, buttons);
+        s.customer.state = DialogueState::AwaitingChoice {
+            options: kept,
+            question: clip(question, MAX_STORED_CHARS),
+        };
+    }
+
+    fn unknown(&mut self, s: &mut Session) -> Result<(), EngineError> {
+        s.conversation.unanswered += 1;
+        self.escalate(s, EscalationReason::UnknownQuestion)
+    }
+
+    fn resolve_by_bot(&mut self, s: &mut Session) {
+        let text = self.msgs(&s.language).glad_to_help.clone();
+        self.say(s, text, Vec::new());
+        self.close_conversation(s, ResolvedBy::Bot);
+        self.ask_rating(s);
+    }
+
+    fn close_conversation(&mut self, s: &mut Session, by: ResolvedBy) {
+        s.conversation.resolved_by = Some(by);
+        s.conversation.ended_at = Some(self.now);
+        s.customer.conversation = None;
+        s.customer.state = DialogueState::Idle;
+    }
+
+    /// Ask the rating question unless this conversation was already asked.
+    fn ask_rating(&mut self, s: &mut Session) {
+        if s.conversation.rating_asked {
+            return;
+        }
+        s.conversation.rating_asked = true;
+        let (min, max) = self.settings.survey.range();
+        let m = self.msgs(&s.language);
+        let template = match self.settings.survey {
+            SurveyKind::Csat => &m.rate_csat,
+            SurveyKind::Nps => &m.rate_nps,
+        };
+        let text = fill(
+            template,
+            &[("min", &min.to_string()), ("max", &max.to_string())],
+        );
+        let buttons = (min..=max)
+            .map(|n| Button::new(n.to_string(), format!("{}{n}", payload::RATE)))
+            .collect();
+        self.say(s, text, buttons);
+        s.customer.state = DialogueState::AwaitingRating {
+            conversation: s.conversation.id,
+        };
+    }
+
+    fn ask_rating_again(&mut self, s: &mut Session) {
+        let (min, max) = self.settings.survey.range();
+        let text = fill(
+            &self.msgs(&s.language).rate_out_of_range,
+            &[("min", &min.to_string()), ("max", &max.to_string())],
+        );
+        let buttons = (min..=max)
+            .map(|n| Button::new(n.to_string(), format!("{}{n}", payload::RATE)))
+            .collect();
+        self.say(s, text, buttons);
+    }
+
+    /// Store the rating of `conversation`, thank the customer, end the session.
+    fn record_rating(&mut self, mut s: Session, conversation: u64, score: u8) {
+        push_line(
+            &mut s.conversation,
+            self.now,
+            Speaker::Customer,
+            &score.to_string(),
+            None,
+        );
+        self.tx.ratings.push(Rating {
+            conversation,
+            ticket: s.conversation.ticket,
+            customer: s.customer.key.clone(),
+            kind: self.settings.survey,
+            score,
+            at: self.now,
+        });
+        s.customer.state = DialogueState::Idle;
+        if s.customer.conversation == Some(conversation) {
+            s.customer.conversation = None;
+        }
+        let text = self.msgs(&s.language).rate_thanks.clone();
+        self.say(&mut s, text, Vec::new());
+        self.save(s);
+    }
+
+    fn relay_to_staff(&mut self, s: &mut Session, mut ticket: Ticket, text: &str) {
+        ticket.events.push(TicketEvent {
+            at: self.now,
+            by: "customer".into(),
+            kind: TicketEventKind::CustomerMessage,
+        });
+        let channel = ticket.customer.channel;
+        let number = ticket.number;
+        let unclaimed = ticket.status == TicketStatus::Open;
+        self.tx.put_ticket(ticket);
+        self.to_staff(
+            channel,
+            Some(number),
+            format!(
+                "#{number} {}: {}",
+                s.customer.name,
+                clip(text, MAX_STORED_CHARS)
+            ),
+        );
+        if unclaimed {
+            let ack = fill(
+                &self.msgs(&s.language).ticket_waiting,
+                &[("ticket", &number.to_string())],
+            );
+            self.say(s, ack, Vec::new());
+        }
+    }
+
+    /// Open a ticket, tell the customer when to expect an answer, ping staff.
+    fn escalate(&mut self, s: &mut Session, reason: EscalationReason) -> Result<(), EngineError> {
+        if let DialogueState::InTicket { ticket } = s.customer.state
+            && let Some(t) = self.tx.ticket(ticket)?
+            && t.status != TicketStatus::Resolved
+        {
+            let text = fill(
+                &self.msgs(&s.language).ticket_waiting,
+                &[("ticket", &ticket.to_string())],
+            );
+            self.say(s, text, Vec::new());
+            return Ok(());
+        }
+        self.tx.counters.last_ticket += 1;
+        let number = self.tx.counters.last_ticket;
+        // What staff need to see: the latest lines before the hand-off.
+        let excerpt: Vec<Line> = s
+            .conversation
+            .transcript
+            .iter()
+            .rev()
+            .take(PING_EXCERPT_LINES)
+            .rev()
+            .map(|l| Line {
+                text: clip(&l.text, if l.speaker == Speaker::Bot { 120 } else { 500 }),
+                ..l.clone()
+            })
+            .collect();
+        let m = self.msgs(&s.language);
+        let eta = m.duration(self.settings.first_response_target.as_secs());
+        let text = fill(
+            &m.ticket_opened,
+            &[("ticket", &number.to_string()), ("eta", &eta)],
+        );
+        self.say(s, text, Vec::new());
+        let ticket = Ticket {
+            number,
+            conversation: s.conversation.id,
+            customer: s.customer.key.clone(),
+            customer_name: s.customer.name.clone(),
+            language: s.language.clone(),
+            reason,
+            excerpt,
+            status: TicketStatus::Open,
+            assignee: None,
+            resolution_note: None,
+            created_at: self.now,
+            first_response_at: None,
+            resolved_at: None,
+            events: vec![TicketEvent {
+                at: self.now,
+                by: "bot".into(),
+                kind: TicketEventKind::Opened { reason },
+            }],
+        };
+        s.conversation.ticket = Some(number);
+        s.customer.state = DialogueState::InTicket { ticket: number };
+        self.tx.actions.push(Action::PingStaff {
+            channel: ticket.customer.channel,
+            ticket: number,
+            text: ping_text(&ticket),
+            buttons: ping_buttons(&ticket),
+        });
+        self.tx.put_ticket(ticket);
+        Ok(())
+    }
+
+    // ----- staff side ----------------------------------------------------
+
+    fn staff_text(
+        &mut self,
+        staff: &StaffMember,
+        text: &str,
+        context: Option<u64>,
+    ) -> Result<(), EngineError> {
+        let text = clean_text(text);
+        match staff::parse(&text) {
+            Ok(command) => self.staff_command(staff, command, context),
+            Err(staff::ParseError::Usage(usage)) => {
+                self.to_staff(staff.channel, context, usage);
+                Ok(())
+            }
+            Err(staff::ParseError::NotACommand) => match context {
+                Some(ticket) if !text.is_empty() => {
+                    self.staff_command(staff, StaffCommand::Reply(ticket, text), context)
+                }
+                _ => {
+                    self.to_staff(
+                        staff.channel,
+                        context,
+                        format!("Not a command.\n{}", staff::HELP),
+                    );
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    fn staff_command(
+        &mut self,
+        staff: &StaffMember,
+        command: StaffCommand,
+        context: Option<u64>,
+    ) -> Result<(), EngineError> {
+        let number = match &command {
+            StaffCommand::Tickets => return self.list_tickets(staff, context),
+            StaffCommand::Help => {
+                self.to_staff(staff.channel, context, staff::HELP.to_string());
+                return Ok(());
+            }
+            StaffCommand::Claim(n)
+            | StaffCommand::Reply(n, _)
+            | StaffCommand::Resolve(n, _)
+            | StaffCommand::Reopen(n) => *n,
+        };
+        let Some(mut ticket) = self.tx.ticket(number)? else {
+            self.to_staff(
+                staff.channel,
+                context,
+                format!("There is no ticket #{number}. `tickets` lists the open ones."),
+            );
+            return Ok(());
+        };
+        let Some(mut customer) = self.tx.customer(&ticket.customer)? else {
+            self.to_staff(
+                staff.channel,
+                context,
+                format!("Ticket #{number}: its customer is not in the store any more."),
+            );
+            return Ok(());
+        };
+        let language = customer
+            .language
+            .clone()
+            .filter(|l| self.is_language(l))
+            .unwrap_or_else(|| ticket.language.clone());
+        let m = self.msgs(&language);
+        let mut conversation = self.tx.conversation(ticket.conversation)?;
+        let before_status = ticket.status;
+        let before_assignee = ticket.assignee.clone();
+        let before = (before_status, before_assignee.as_deref());
+        let mut to_customer: Vec<(String, Vec<Button>)> = Vec::new();
+        let mut staff_note: Option<String> = None;
+
+        match command {
+            StaffCommand::Claim(_) => {
+                if ticket.status == TicketStatus::Resolved {
+                    staff_note = Some(format!(
+                        "Ticket #{number} is resolved; `reopen {number}` first."
+                    ));
+                } else if ticket.assignee.as_deref() == Some(staff.name.as_str())
+                    && ticket.status == TicketStatus::Claimed
+                {
+                    staff_note = Some(format!("Ticket #{number} is already yours."));
+                } else {
+                    let previous = ticket.assignee.replace(staff.name.clone());
+                    ticket.status = TicketStatus::Claimed;
+                    ticket.events.push(TicketEvent {
+                        at: self.now,
+                        by: staff.name.clone(),
+                        kind: TicketEventKind::Claimed,
+                    });
+                    staff_note = Some(match previous {
+                        Some(p) if p != staff.name => {
+                            format!("Ticket #{number} claimed by {} (was {p}).", staff.name)
+                        }
+                        _ => format!("Ticket #{number} claimed by {}.", staff.name),
+                    });
+                    to_customer.push((
+                        fill(
+                            &m.ticket_claimed,
+                            &[("staff", &staff.name), ("ticket", &number.to_string())],
+                        ),
+                        Vec::new(),
+                    ));
+                }
+            }
+            StaffCommand::Reply(_, text) => {
+                if ticket.status == TicketStatus::Resolved {
+                    staff_note = Some(format!(
+                        "Ticket #{number} is resolved; `reopen {number}` first, then reply."
+                    ));
+                } else {
+                    if ticket.status == TicketStatus::Open {
+                        ticket.status = TicketStatus::Claimed;
+                        ticket.assignee = Some(staff.name.clone());
+                        ticket.events.push(TicketEvent {
+                            at: self.now,
+                            by: staff.name.clone(),
+                            kind: TicketEventKind::Claimed,
+                        });
+                    }
+                    ticket.first_response_at.get_or_insert(self.now);
+                    ticket.events.push(TicketEvent {
+                        at: self.now,
+                        by: staff.name.clone(),
+                        kind: TicketEventKind::Replied,
+                    });
+                    let text = clip(&text, MAX_STORED_CHARS);
+                    if let Some(c) = conversation.as_mut() {
+                        push_line(c, self.now, Speaker::Staff, &text, None);
+                    }
+                    to_customer.push((
+                        fill(&m.staff_reply, &[("staff", &staff.name), ("text", &text)]),
+                        Vec::new(),
+                    ));
+                }
+            }
+            StaffCommand::Resolve(_, note) => {
+                if ticket.status == TicketStatus::Resolved {
+                    staff_note = Some(format!(
+                        "Ticket #{number} is already resolved{}.",
+                        ticket
+                            .assignee
+                            .as_deref()
+                            .map(|a| format!(" ({a})"))
+                            .unwrap_or_default()
+                    ));
+                } else {
+                    let note = clip(note.trim(), MAX_STORED_CHARS);
+                    ticket.status = TicketStatus::Resolved;
+                    if ticket.assignee.is_none() {
+                        ticket.assignee = Some(staff.name.clone());
+                    }
+                    ticket.resolved_at = Some(self.now);
+                    ticket.resolution_note = (!note.is_empty()).then(|| note.clone());
+                    ticket.events.push(TicketEvent {
+                        at: self.now,
+                        by: staff.name.clone(),
+                        kind: TicketEventKind::Resolved { note: note.clone() },
+                    });
+                    staff_note = Some(format!("Ticket #{number} resolved by {}.", staff.name));
+                    let notice = if note.is_empty() {
+                        fill(&m.ticket_resolved, &[("ticket", &number.to_string())])
+                    } else {
+                        fill(
+                            &m.ticket_resolved_note,
+                            &[("ticket", &number.to_string()), ("note", &note)],
+                        )
+                    };
+                    to_customer.push((notice, Vec::new()));
+                }
+            }
+            StaffCommand::Reopen(_) => {
+                if ticket.status != TicketStatus::Resolved {
+                    staff_note = Some(format!(
+                        "Ticket #{number} is not resolved (it is {}).",
+                        ticket.status.as_str()
+                    ));
+                } else {
+                    ticket.status = TicketStatus::Open;
+                    ticket.events.push(TicketEvent {
+                        at: self.now,
+                        by: staff.name.clone(),
+                        kind: TicketEventKind::Reopened,
+                    });
+                    staff_note = Some(format!("Ticket #{number} reopened by {}.", staff.name));
+                    to_customer.push((
+                        fill(&m.ticket_reopened, &[("ticket", &number.to_string())]),
+                        Vec::new(),
+                    ));
+                }
+            }
+            StaffCommand::Tickets | StaffCommand::Help => unreachable!("handled above"),
+        }
+
+        let ping_changed = (ticket.status, ticket.assignee.as_deref()) != before;
+        if !to_customer.is_empty() {
+            // Move the customer's dialogue along with the ticket.
+            let mut session = conversation.map(|conversation| Session {
+                customer: customer.clone(),
+                conversation,
+                language: language.clone(),
+            });
+            for (text, buttons) in to_customer {
+                match session.as_mut() {
+                    Some(s) => self.say(s, text, buttons),
+                    None => self.tx.actions.push(Action::ToCustomer {
+                        customer: customer.key.clone(),
+                        address: customer.address.clone(),
+                        text,
+                        buttons,
+                    }),
+                }
+            }
+            match ticket.status {
+                TicketStatus::Resolved => {
+                    if let Some(s) = session.as_mut() {
+                        self.close_conversation(s, ResolvedBy::Staff);
+                        self.ask_rating(s);
+                    } else {
+                        customer.state = DialogueState::Idle;
+                    }
+                }
+                TicketStatus::Open | TicketStatus::Claimed => {
+                    if let Some(s) = session.as_mut() {
+                        if s.conversation.ended_at.is_some() {
+                            // Reopened: the conversation goes on.
+                            s.conversation.ended_at = None;
+                            s.conversation.resolved_by = None;
+                        }
+                        s.customer.conversation = Some(s.conversation.id);
+                        s.customer.state = DialogueState::InTicket { ticket: number };
+                    } else {
+                        customer.state = DialogueState::InTicket { ticket: number };
+                    }
+                }
+            }
+            match session {
+                Some(s) => self.save(s),
+                None => self.tx.put_customer(customer),
+            }
+            if ping_changed {
+                self.tx.actions.push(Action::UpdatePing {
+                    channel: ticket.customer.channel,
+                    ticket: number,
+                    text: ping_text(&ticket),
+                    buttons: ping_buttons(&ticket),
+                });
+            }
+            self.tx.put_ticket(ticket);
+        }
+        if let Some(note) = staff_note {
+            self.to_staff(staff.channel, context.or(Some(number)), note);
+        }
+        Ok(())
+    }
+
+    fn list_tickets(&mut self, staff: &StaffMember, context: Option<u64>) -> Result<(), EngineError> {
+        let mut open: Vec<Ticket> = self
+            .tx
+            .store
+            .tickets()?
+            .into_iter()
+            .filter(|t| t.status != TicketStatus::Resolved)
+            .collect();
+        open.sort_by_key(|t| (t.created_at, t.number));
+        let text = if open.is_empty() {
+            "No open tickets.".to_string()
+        } else {
+            let mut lines = vec![format!("Open tickets ({}), oldest first:", open.len())];
+            for t in &open {
+                let waited = self.now.duration_since(t.created_at).as_secs().max(0) as u64;
+                lines.push(format!(
+                    "#{} {} · {} ({}, {}) · {} · waiting {}{}",
+                    t.number,
+                    t.status.as_str(),
+                    t.customer_name,
+                    t.customer.channel,
+                    t.language,
+                    t.reason.describe(),
+                    Messages::english().duration(waited.max(60)),
+                    t.assignee
+                        .as_deref()
+                        .map(|a| format!(" · {a}"))
+                        .unwrap_or_default()
+                ));
+            }
+            lines.join("\n")
+        };
+        self.to_staff(staff.channel, context, text);
+        Ok(())
+    }
+}
+
+/// The text of a ticket's staff ping: number, reason, customer, status, recent lines.
+pub fn ping_text(ticket: &Ticket) -> String {
+    let status = match ticket.status {
+        TicketStatus::Open => "open — waiting for someone to claim it".to_string(),
+        TicketStatus::Claimed => format!(
+            "claimed by {}",
+            ticket.assignee.as_deref().unwrap_or("someone")
+        ),
+        TicketStatus::Resolved => match &ticket.resolution_note {
+            Some(note) => format!(
+                "resolved by {}: {note}",
+                ticket.assignee.as_deref().unwrap_or("staff")
+            ),
+            None => format!(
+                "resolved by {}",
+                ticket.assignee.as_deref().unwrap_or("staff")
+            ),
+        },
+    };
+    let mut text = format!(
+        "🔔 Ticket #{} — {}\nCustomer: {} ({}) · language: {}\nStatus: {status}",
+        ticket.number,
+        ticket.reason.describe(),
+        ticket.customer_name,
+        ticket.customer,
+        ticket.language,
+    );
+    if !ticket.excerpt.is_empty() {
+        text.push_str("\nRecent messages:");
+        for line in &ticket.excerpt {
+            let who = match line.speaker {
+                Speaker::Customer => "customer",
+                Speaker::Bot => "bot",
+                Speaker::Staff => "staff",
+            };
+            text.push_str(&format!("\n  {who}: {}", line.text.replace('\n', " ")));
+        }
+    }
+    text
+}
+
+/// The buttons of a ticket's ping for its status.
+pub fn ping_buttons(ticket: &Ticket) -> Vec<Button> {
+    let n = ticket.number;
+    match ticket.status {
+        TicketStatus::Open => vec![
+            Button::new("Claim", format!("claim:{n}")),
+            Button::new("Resolve", format!("resolve:{n}")),
+        ],
+        TicketStatus::Claimed => vec![Button::new("Resolve", format!("resolve:{n}"))],
+        TicketStatus::Resolved => Vec::new(),
+    }
+}
+
+fn intent_title(intent: &Intent, language: &str, default: &str) -> String {
+    intent
+        .examples
+        .get(language)
+        .or_else(|| intent.examples.get(default))
+        .or_else(|| intent.examples.values().next())
+        .and_then(|e| e.first())
+        .cloned()
+        .unwrap_or_else(|| intent.id.replace('_', " "))
+}
+
+fn push_line(
+    conversation: &mut Conversation,
+    at: Timestamp,
+    speaker: Speaker,
+    text: &str,
+    intent: Option<String>,
+) {
+    conversation.transcript.push(Line {
+        at,
+        speaker,
+        text: clip(text, MAX_STORED_CHARS),
+        intent,
+    });
+    let excess = conversation
+        .transcript
+        .len()
+        .saturating_sub(MAX_TRANSCRIPT_LINES);
+    if excess > 0 {
+        conversation.transcript.drain(..excess);
+    }
+}
+
+/// Control characters out (but newlines and tabs), whitespace trimmed.
+fn clean_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// At most `max` characters, with a marker when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!(
+            "{}… [{} more characters]",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
+    }
+}
+
+/// A rating typed as text: "4", " 4 ", "4/5", "4 stars", "⭐4". None when the text is not just a number.
+fn parse_rating(text: &str) -> Option<u8> {
+    let t = text.trim().trim_matches(|c: char| c == '⭐' || c == '★' || c.is_whitespace());
+    let t = t.split('/').next().unwrap_or(t).trim();
+    let t = t
+        .strip_suffix("stars")
+        .or_else(|| t.strip_suffix("star"))
+        .or_else(|| t.strip_suffix("estrellas"))
+        .or_else(|| t.strip_suffix("stelle"))
+        .unwrap_or(t)
+        .trim();
+    if t.is_empty() || t.len() > 3 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse::<u16>().ok().map(|n| n.min(255) as u8)
+}
+
+/// "yes"/"no" typed instead of pressed.
+fn typed_yes_no(text: &str, m: &Messages) -> Option<bool> {
+    let t = crate::nlu::normalize(text);
+    let yes_words = ["yes", "y", "yeah", "yep", "si", "sip", "certo", "claro", "vale"];
+    let no_words = ["no", "n", "nope", "nah"];
+    if t == crate::nlu::normalize(&m.yes) || yes_words.contains(&t.as_str()) {
+        return Some(true);
+    }
+    if t == crate::nlu::normalize(&m.no_person) || no_words.contains(&t.as_str()) {
+        return Some(false);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_marks_what_it_cut() {
+        assert_eq!(clip("hello", 10), "hello");
+        assert_eq!(clip("hello", 5), "hello");
+        assert_eq!(clip("héllo wörld", 5), "héllo… [6 more characters]");
+    }
+
+    #[test]
+    fn ratings_typed_as_text() {
+        assert_eq!(parse_rating("4"), Some(4));
+        assert_eq!(parse_rating(" 5/5 "), Some(5));
+        assert_eq!(parse_rating("3 stars"), Some(3));
+        assert_eq!(parse_rating("11"), Some(11));
+        assert_eq!(parse_rating("999"), Some(255));
+        assert_eq!(parse_rating("where is my order"), None);
+        assert_eq!(parse_rating(""), None);
+        assert_eq!(parse_rating("12345678901234567890"), None);
+        assert_eq!(parse_rating("-1"), None);
+    }
+
+    #[test]
+    fn clean_text_drops_control_characters() {
+        assert_eq!(clean_text("\u{0}hi\u{7}\n there \u{1b}"), "hi\n there");
+        assert_eq!(clean_text("   \t "), "");
+    }
+}

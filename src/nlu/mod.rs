@@ -1,0 +1,39 @@
+//! Natural-language understanding: from a customer's message to ranked
+//! intents.
+//!
+//! - [`normalize`]: Unicode, case and accent folding, tokens.
+//! - [`stem`]: Snowball stemmers (en/es/it) and stop words.
+//! - [`lang`]: language detection restricted to the bot's languages.
+//! - [`matcher`]: the TF-IDF intent matcher ([`Matcher`]).
+//!
+//! ```
+//! use frontdesk::nlu::{Example, Matcher, MatcherConfig, TrainingIntent, Verdict};
+//!
+//! let hours = TrainingIntent {
+//!     id: "opening_hours".into(),
+//!     examples: vec![
+//!         Example { language: "en".into(), text: "What time do you open?".into() },
+//!         Example { language: "es".into(), text: "¿A qué hora abren?".into() },
+//!     ],
+//!     patterns: vec![],
+//! };
+//! let matcher = Matcher::build(vec![hours], MatcherConfig::default());
+//! let result = matcher.classify("what time do you open", None);
+//! assert_eq!(result.verdict, Verdict::Answer("opening_hours".into()));
+//! ```
+
+pub mod lang;
+pub mod matcher;
+pub mod normalize;
+pub mod stem;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use lang::detect;
+pub use matcher::{
+    Candidate, Classification, ConfigError, Example, Matcher, MatcherConfig, TrainingIntent,
+    Verdict,
+};
+pub use normalize::{normalize, tokens};
+pub use stem::Stemmers;

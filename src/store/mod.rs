@@ -1,0 +1,105 @@
+//! Persistence: the [`Store`] trait the engine and channels write through,
+//! and its embedded default, [`SledStore`].
+//!
+//! A [`Change`] carries everything one inbound event changed (customers,
+//! conversations, tickets, ratings, the handled event id and the outbound
+//! actions) and is written atomically, so that after a crash either all of an
+//! event's effects are on disk, with its replies waiting in the outbox, or
+//! none are and the event is handled again.
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Action, Conversation, Customer, CustomerKey, Outgoing, Rating, Ticket};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory is held by another process.
+    #[error(
+        "the data directory {path} is in use by another frontdesk process: stop it first, or pass another --data DIR"
+    )]
+    Locked {
+        /// The directory.
+        path: String,
+    },
+    /// The database failed.
+    #[error("database error in {path}: {message}")]
+    Database {
+        /// The directory.
+        path: String,
+        /// What the database said.
+        message: String,
+    },
+    /// A stored record could not be read back.
+    #[error("corrupt record {key} in the store: {message}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Sequence counters, written with each change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// The last conversation id handed out.
+    pub last_conversation: u64,
+    /// The last ticket number handed out.
+    pub last_ticket: u64,
+}
+
+/// Everything one event changed, written in one atomic step.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// Customers to write.
+    pub customers: Vec<Customer>,
+    /// Conversations to write.
+    pub conversations: Vec<Conversation>,
+    /// Tickets to write.
+    pub tickets: Vec<Ticket>,
+    /// Ratings to add.
+    pub ratings: Vec<Rating>,
+    /// Actions to put in the outbox.
+    pub actions: Vec<Action>,
+    /// The inbound event id now handled (for exactly-once handling).
+    pub handled: Option<String>,
+    /// The counters after the change.
+    pub counters: Counters,
+}
+
+/// What frontdesk persists. Implementations must make [`Store::commit`] atomic.
+pub trait Store: Send + Sync {
+    /// A customer.
+    fn customer(&self, key: &CustomerKey) -> Result<Option<Customer>, StoreError>;
+    /// A conversation.
+    fn conversation(&self, id: u64) -> Result<Option<Conversation>, StoreError>;
+    /// A ticket by number.
+    fn ticket(&self, number: u64) -> Result<Option<Ticket>, StoreError>;
+    /// All tickets, by number.
+    fn tickets(&self) -> Result<Vec<Ticket>, StoreError>;
+    /// All conversations, by id.
+    fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
+    /// All ratings, by conversation.
+    fn ratings(&self) -> Result<Vec<Rating>, StoreError>;
+    /// All customers.
+    fn customers(&self) -> Result<Vec<Customer>, StoreError>;
+    /// The counters.
+    fn counters(&self) -> Result<Counters, StoreError>;
+    /// Whether an inbound event id was already handled.
+    fn was_handled(&self, event_id: &str) -> Result<bool, StoreError>;
+    /// Write a change atomically and durably; returns its actions with their outbox ids.
+    fn commit(&self, change: Change) -> Result<Vec<Outgoing>, StoreError>;
+    /// Actions not yet acknowledged, oldest first.
+    fn pending(&self) -> Result<Vec<Outgoing>, StoreError>;
+    /// The platform accepted this action: remove it from the outbox.
+    fn acknowledge(&self, outbox_id: u64) -> Result<(), StoreError>;
+    /// A channel's own small state (update offsets, message ids of pings).
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Set a channel's own small state.
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+}
