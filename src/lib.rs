@@ -19,7 +19,7 @@
 //! - [`store`]: the [`store::Store`] trait and its sled implementation.
 //! - [`channels`]: the adapters; today the console.
 //! - [`report`]: figures for the owner.
-//! - [`config`]: `frontdesk.toml`.
+//! - [`config`]: the configuration file, frontdesk.toml.
 //! - [`cli`]: the command line.
 //!
 //! Dependencies point inwards: channels know the engine's event and action

@@ -219,10 +219,10 @@ impl Messages {
 
     /// "45 minutes", "1 hour", "2 days": the duration rounded to its largest whole unit.
     pub fn duration(&self, seconds: u64) -> String {
-        let (one, many, n) = if seconds >= 86_400 && seconds % 86_400 == 0 || seconds >= 2 * 86_400
+        let (one, many, n) = if seconds >= 86_400 && seconds.is_multiple_of(86_400) || seconds >= 2 * 86_400
         {
             (&self.day, &self.days, seconds.div_ceil(86_400))
-        } else if seconds >= 3600 && seconds % 3600 == 0 || seconds >= 3 * 3600 {
+        } else if seconds >= 3600 && seconds.is_multiple_of(3600) || seconds >= 3 * 3600 {
             (&self.hour, &self.hours, seconds.div_ceil(3600))
         } else {
             (&self.minute, &self.minutes, seconds.div_ceil(60).max(1))

@@ -278,7 +278,7 @@ impl Engine {
             } => turn.staff_text(&staff, &text, ticket)?,
             Inbound::StaffButton { staff, payload } => match staff::parse_button(&payload) {
                 Some(command) => turn.staff_command(&staff, command, None)?,
-                None => turn.to_staff(
+                None => turn.tell_staff(
                     staff.channel,
                     None,
                     format!("Unknown button \"{}\".", clip(&payload, 60)),
@@ -488,7 +488,7 @@ impl<'a> Turn<'a> {
         });
     }
 
-    fn to_staff(&mut self, channel: Channel, ticket: Option<u64>, text: String) {
+    fn tell_staff(&mut self, channel: Channel, ticket: Option<u64>, text: String) {
         self.tx.actions.push(Action::ToStaff {
             channel,
             ticket,
@@ -1040,7 +1040,7 @@ impl<'a> Turn<'a> {
         let number = ticket.number;
         let unclaimed = ticket.status == TicketStatus::Open;
         self.tx.put_ticket(ticket);
-        self.to_staff(
+        self.tell_staff(
             channel,
             Some(number),
             format!(
@@ -1137,7 +1137,7 @@ impl<'a> Turn<'a> {
         match staff::parse(&text) {
             Ok(command) => self.staff_command(staff, command, context),
             Err(staff::ParseError::Usage(usage)) => {
-                self.to_staff(staff.channel, context, usage);
+                self.tell_staff(staff.channel, context, usage);
                 Ok(())
             }
             Err(staff::ParseError::NotACommand) => match context {
@@ -1145,7 +1145,7 @@ impl<'a> Turn<'a> {
                     self.staff_command(staff, StaffCommand::Reply(ticket, text), context)
                 }
                 _ => {
-                    self.to_staff(
+                    self.tell_staff(
                         staff.channel,
                         context,
                         format!("Not a command.\n{}", staff::HELP),
@@ -1165,7 +1165,7 @@ impl<'a> Turn<'a> {
         let number = match &command {
             StaffCommand::Tickets => return self.list_tickets(staff, context),
             StaffCommand::Help => {
-                self.to_staff(staff.channel, context, staff::HELP.to_string());
+                self.tell_staff(staff.channel, context, staff::HELP.to_string());
                 return Ok(());
             }
             StaffCommand::Claim(n)
@@ -1174,7 +1174,7 @@ impl<'a> Turn<'a> {
             | StaffCommand::Reopen(n) => *n,
         };
         let Some(mut ticket) = self.tx.ticket(number)? else {
-            self.to_staff(
+            self.tell_staff(
                 staff.channel,
                 context,
                 format!("There is no ticket #{number}. `tickets` lists the open ones."),
@@ -1182,7 +1182,7 @@ impl<'a> Turn<'a> {
             return Ok(());
         };
         let Some(mut customer) = self.tx.customer(&ticket.customer)? else {
-            self.to_staff(
+            self.tell_staff(
                 staff.channel,
                 context,
                 format!("Ticket #{number}: its customer is not in the store any more."),
@@ -1381,7 +1381,7 @@ impl<'a> Turn<'a> {
             self.tx.put_ticket(ticket);
         }
         if let Some(note) = staff_note {
-            self.to_staff(staff.channel, context.or(Some(number)), note);
+            self.tell_staff(staff.channel, context.or(Some(number)), note);
         }
         Ok(())
     }
@@ -1418,7 +1418,7 @@ impl<'a> Turn<'a> {
             }
             lines.join("\n")
         };
-        self.to_staff(staff.channel, context, text);
+        self.tell_staff(staff.channel, context, text);
         Ok(())
     }
 }

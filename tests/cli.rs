@@ -1,0 +1,253 @@
+//! The `frontdesk` binary as a user runs it: the README's conversation piped
+//! into `frontdesk chat`, restarts between processes, `report` and `tickets`,
+//! `check` on good and broken intents, bad configuration, a busy data directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn frontdesk(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
+    cmd.args(args)
+        .current_dir(repo())
+        .env_remove("FRONTDESK_CONFIG")
+        .env_remove("FRONTDESK_DATA")
+        .env_remove("FRONTDESK_INTENTS")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = frontdesk(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the frontdesk binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn report(data: &Path) -> serde_json::Value {
+    let out = run(&["report", "--json", "--data", data.to_str().unwrap()], "");
+    assert!(out.status.success(), "report failed: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("report --json prints one JSON object")
+}
+
+#[test]
+fn the_readme_conversation_piped_from_a_file() {
+    let data = tempfile::tempdir().unwrap();
+    let script = "¿A qué hora abren?\n\
+                  I want to talk to a person\n\
+                  !claim 1\n\
+                  !reply 1 Hi, I'm Sam. How can I help?\n\
+                  !resolve 1 Refund sent\n\
+                  5\n";
+    let out = run(&["chat", "--data", data.path().to_str().unwrap()], script);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", stdout, text(&out.stderr));
+    assert!(stdout.contains("bot> Abrimos de lunes a viernes"), "{stdout}");
+    assert!(stdout.contains("ticket #1"), "{stdout}");
+    assert!(stdout.contains("[staff] 🔔 Ticket #1"), "{stdout}");
+    assert!(stdout.contains("bot> Staff: Hi, I'm Sam. How can I help?"), "{stdout}");
+    assert!(stdout.contains("has been resolved: Refund sent"), "{stdout}");
+    assert!(stdout.contains("How satisfied are you"), "{stdout}");
+    assert!(stdout.contains("Thank you for your rating!"), "{stdout}");
+
+    let r = report(data.path());
+    assert_eq!(r["tickets_resolved"], 1, "{r}");
+    assert_eq!(r["tickets_open"], 0, "{r}");
+    assert_eq!(r["escalated"], 1, "{r}");
+    assert_eq!(r["ratings"], 1, "{r}");
+    assert_eq!(r["csat_average"], 5.0, "{r}");
+    for key in [
+        "conversations",
+        "answered_by_bot",
+        "median_first_response_seconds",
+        "median_resolution_seconds",
+        "nps",
+        "promoters",
+        "passives",
+        "detractors",
+    ] {
+        assert!(r.get(key).is_some(), "report lacks {key}: {r}");
+    }
+}
+
+#[test]
+fn a_ticket_survives_a_restart_of_the_process() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let first = run(&["chat", "--data", d], "I want to talk to a person\n");
+    assert!(first.status.success());
+    assert!(text(&first.stdout).contains("Ticket #1"));
+
+    let tickets = run(&["tickets", "--data", d], "");
+    assert!(text(&tickets.stdout).contains("#1 open"), "{}", text(&tickets.stdout));
+
+    let second = run(
+        &["chat", "--data", d, "--staff-name", "Sam"],
+        "!tickets\n!claim 1\n!reply 1 Back after the restart\n!resolve 1 done\n4\n",
+    );
+    let stdout = text(&second.stdout);
+    assert!(stdout.contains("#1 open"), "{stdout}");
+    assert!(stdout.contains("bot> Sam: Back after the restart"), "{stdout}");
+    assert!(stdout.contains("Thank you for your rating!"), "{stdout}");
+
+    let r = report(data.path());
+    assert_eq!(r["tickets_resolved"], 1);
+    assert_eq!(r["csat_average"], 4.0);
+
+    let json = run(&["tickets", "--json", "--data", d], "");
+    let tickets: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let events: Vec<&str> = tickets[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["opened", "claimed", "replied", "resolved"]);
+    assert_eq!(tickets[0]["assignee"], "Sam");
+    assert_eq!(tickets[0]["resolution_note"], "done");
+}
+
+#[test]
+fn hostile_console_input_is_answered_and_nothing_crashes() {
+    let data = tempfile::tempdir().unwrap();
+    let mut input = Vec::new();
+    input.extend_from_slice(b"\n   \n");
+    input.extend_from_slice(&vec![b'x'; 100_000]);
+    input.push(b'\n');
+    input.extend_from_slice(&[0xff, 0xfe, 0x00, 0x01, b'\n']);
+    input.extend_from_slice("🙂🙂🙂\n!claim 42\n!resolve\n/attach photo\n".as_bytes());
+    let mut child = frontdesk(&["chat", "--data", data.path().to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("There is no ticket #42"), "{stdout}");
+    assert!(stdout.contains("usage: resolve N note"), "{stdout}");
+    assert!(stdout.contains("ticket #1"), "the long message is escalated: {stdout}");
+    assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_summarises_the_demo_intents() {
+    let out = run(&["check"], "");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("intents"), "{stdout}");
+    for lang in ["en:", "es:", "it:"] {
+        assert!(stdout.contains(lang), "{stdout}");
+    }
+    assert!(stdout.contains("human=talk_to_person"), "{stdout}");
+}
+
+#[test]
+fn broken_intents_are_refused_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.toml"),
+        "[[intent]]\nid = \"hours\"\nexamples.en = [\"when are you open\"]\nanswer.en = \"9-5\"\nanwser.es = \"9-5\"\n",
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let check = run(&["check", "--intents", d], "");
+    let stderr = text(&check.stderr);
+    assert!(!check.status.success());
+    assert!(stderr.contains("shop.toml:5"), "{stderr}");
+    assert!(stderr.contains("anwser"), "{stderr}");
+
+    let data = tempfile::tempdir().unwrap();
+    let chat = run(
+        &["chat", "--intents", d, "--data", data.path().to_str().unwrap()],
+        "hello\n",
+    );
+    let stderr = text(&chat.stderr);
+    assert!(!chat.status.success());
+    assert!(stderr.contains("shop.toml:5"), "{stderr}");
+    assert!(stderr.contains("does not start"), "{stderr}");
+    assert!(text(&chat.stdout).is_empty(), "nothing answered with a broken set");
+
+    let missing = run(&["check", "--intents", "/nonexistent/intents"], "");
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("cannot read the intents directory"));
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("frontdesk.toml");
+    std::fs::write(&config, "[survey]\nkind = \"stars\"\n").unwrap();
+    let out = run(&["check", "--config", config.to_str().unwrap()], "");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("frontdesk.toml:2"), "{stderr}");
+    assert!(stderr.contains("kind"), "{stderr}");
+
+    let out = run(&["check", "--config", "/nonexistent/frontdesk.toml"], "");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cannot read the config file"));
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = run(&["--help"], "");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success());
+    for command in ["chat", "check", "report", "tickets"] {
+        assert!(
+            stdout.lines().any(|l| l.trim_start().starts_with(command)),
+            "--help lacks {command}: {stdout}"
+        );
+    }
+    let bad = run(&["chat", "--no-such-flag"], "");
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn a_data_directory_in_use_is_reported_not_corrupted() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let mut chat = frontdesk(&["chat", "--data", d])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = chat.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").unwrap();
+    stdin.flush().unwrap();
+    // Once the first process has answered, it holds the store.
+    let mut reader = std::io::BufReader::new(chat.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("bot>") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(n > 0, "the chat ended before answering");
+    }
+    let out = run(&["report", "--data", d], "");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("in use by another frontdesk process"), "{stderr}");
+    drop(stdin);
+    assert!(chat.wait().unwrap().success());
+}
