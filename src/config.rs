@@ -154,12 +154,14 @@ impl Config {
             key: key_from_toml_error(text, e.span()),
             message: e.message().lines().next().unwrap_or("invalid").to_string(),
         })?;
-        config.validate().map_err(|(key, message)| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: line_of_key(text, &key),
-            key,
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line_of_key(text, &key),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -185,7 +187,9 @@ impl Config {
             if !is_language_code(lang) {
                 return Err((
                     "languages".into(),
-                    format!("\"{lang}\" is not a language code: use ISO 639-1 codes such as en, es, it"),
+                    format!(
+                        "\"{lang}\" is not a language code: use ISO 639-1 codes such as en, es, it"
+                    ),
                 ));
             }
         }
@@ -198,27 +202,12 @@ impl Config {
                 ),
             ));
         }
-        let m = &self.matcher;
-        for (key, value) in [
-            ("answer_threshold", m.answer_threshold),
-            ("suggest_threshold", m.suggest_threshold),
-            ("ambiguity_margin", m.ambiguity_margin),
-        ] {
-            if !(0.0..=1.0).contains(&value) {
-                return Err((
-                    key.into(),
-                    format!("{value} is outside 0.0–1.0: scores are between 0 and 1"),
-                ));
-            }
-        }
-        if m.suggest_threshold > m.answer_threshold {
-            return Err((
-                "suggest_threshold".into(),
-                format!(
-                    "{} is above answer_threshold {}: the \"did you mean\" band must lie below the answer threshold",
-                    m.suggest_threshold, m.answer_threshold
-                ),
-            ));
+        if let Err(e) = self.matcher.validate() {
+            let key = match &e {
+                crate::nlu::ConfigError::OutOfRange { name, .. } => (*name).to_string(),
+                _ => "suggest_threshold".to_string(),
+            };
+            return Err((key, e.to_string()));
         }
         if let Err(message) = parse_duration(&self.tickets.first_response_target) {
             return Err(("first_response_target".into(), message));
@@ -252,10 +241,7 @@ fn line_of_key(text: &str, key: &str) -> usize {
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.starts_with(last)
-                && l[last.len()..]
-                    .trim_start()
-                    .starts_with(['=', '.'])
+            l.starts_with(last) && l[last.len()..].trim_start().starts_with(['=', '.'])
         })
         .map(|i| i + 1)
         .unwrap_or(1)
@@ -351,7 +337,10 @@ mod tests {
         let err = parse("[messages.es]\nhello_there = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("unknown message"), "{err}");
         let err = parse("[survey]\nkind = \"stars\"\n").unwrap_err();
-        assert!(matches!(&err, ConfigError::Invalid { line: 2, .. }), "{err}");
+        assert!(
+            matches!(&err, ConfigError::Invalid { line: 2, .. }),
+            "{err}"
+        );
         assert!(parse("languages = []\n").is_err());
         assert!(parse("languages = \"en\"\n").is_err());
     }

@@ -144,7 +144,10 @@ impl Runner {
 
     fn step(&mut self, inbound: Inbound) {
         self.check_all_customer_messages_expected();
-        self.now = self.now.checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
+        self.now = self
+            .now
+            .checked_add(jiff::SignedDuration::from_secs(1))
+            .unwrap();
         let id = self.event_id.take();
         let now = self.now;
         let out = self.engine().handle(id.as_deref(), inbound, now).unwrap();
@@ -284,7 +287,8 @@ impl Runner {
                 }
             }
             ["report", key] => {
-                let report = serde_json::to_value(Report::compute(store.as_ref()).unwrap()).unwrap();
+                let report =
+                    serde_json::to_value(Report::compute(store.as_ref()).unwrap()).unwrap();
                 report[*key].clone()
             }
             ["customer", field] => {
@@ -321,7 +325,12 @@ impl Runner {
             let (command, arg) = line.split_once(':').unwrap_or((line, ""));
             let arg = arg.trim();
             if command == "config" {
-                assert!(!configured, "{}:{}: config after the first step", self.name, i + 1);
+                assert!(
+                    !configured,
+                    "{}:{}: config after the first step",
+                    self.name,
+                    i + 1
+                );
                 config_text.push_str(arg);
                 config_text.push('\n');
                 continue;
@@ -353,7 +362,10 @@ impl Runner {
                     else {
                         self.fail(format!(
                             "no button {arg:?} among {:?}",
-                            self.last_buttons.iter().map(|b| &b.label).collect::<Vec<_>>()
+                            self.last_buttons
+                                .iter()
+                                .map(|b| &b.label)
+                                .collect::<Vec<_>>()
                         ));
                     };
                     self.step(Inbound::Button {
@@ -407,7 +419,10 @@ fn describe(action: &Action) -> String {
         }
         Action::PingStaff { ticket, .. } => format!("ping #{ticket}"),
         Action::UpdatePing { ticket, text, .. } => {
-            format!("ping #{ticket} updated: {}", text.lines().nth(2).unwrap_or(""))
+            format!(
+                "ping #{ticket} updated: {}",
+                text.lines().nth(2).unwrap_or("")
+            )
         }
         Action::ToStaff { text, .. } => format!("staff: {text:?}"),
     }
@@ -422,7 +437,11 @@ fn conversation_scripts() {
         .filter(|p| p.extension().is_some_and(|x| x == "conv"))
         .collect();
     scripts.sort();
-    assert!(scripts.len() >= 2, "conversation scripts missing in {dir:?}");
+    assert!(
+        scripts.len() >= 5,
+        "conversation scripts missing in {dir:?}"
+    );
+    let mut failed = Vec::new();
     for path in scripts {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let script = std::fs::read_to_string(&path).unwrap();
@@ -439,7 +458,14 @@ fn conversation_scripts() {
             cursor: 0,
             line_no: 0,
         };
-        runner.run(&script);
-        eprintln!("conversation {name}: ok");
+        // Run every script even when one fails, then name all that failed.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(&script))) {
+            Ok(()) => eprintln!("conversation {name}: ok"),
+            Err(_) => failed.push(name),
+        }
     }
+    assert!(
+        failed.is_empty(),
+        "failing conversation scripts: {failed:?}"
+    );
 }

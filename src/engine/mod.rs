@@ -42,6 +42,9 @@ pub const MAX_STORED_CHARS: usize = 4000;
 pub const MAX_MATCHED_CHARS: usize = 1000;
 /// Transcript lines kept per conversation (oldest dropped first).
 pub const MAX_TRANSCRIPT_LINES: usize = 200;
+/// A conversation with no message for this long (and no open ticket) is over;
+/// the customer's next message starts a new one.
+pub const CONVERSATION_IDLE: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 /// Transcript lines shown in a staff ping.
 pub const PING_EXCERPT_LINES: usize = 6;
 
@@ -416,10 +419,19 @@ impl<'a> Turn<'a> {
         language: &str,
     ) -> Result<Conversation, StoreError> {
         if let Some(id) = customer.conversation
-            && let Some(c) = self.tx.conversation(id)?
+            && let Some(mut c) = self.tx.conversation(id)?
             && c.ended_at.is_none()
         {
-            return Ok(c);
+            let last = c.transcript.last().map(|l| l.at).unwrap_or(c.started_at);
+            let idle = self.now.duration_since(last);
+            let waiting_for_staff = matches!(customer.state, DialogueState::InTicket { .. });
+            if waiting_for_staff || idle < CONVERSATION_IDLE {
+                return Ok(c);
+            }
+            // Abandoned: it ended with its last message; this is a new one.
+            c.ended_at = Some(last);
+            self.tx.put_conversation(c);
+            customer.state = DialogueState::Idle;
         }
         self.tx.counters.last_conversation += 1;
         let id = self.tx.counters.last_conversation;
@@ -502,6 +514,20 @@ impl<'a> Turn<'a> {
         let known = self.tx.customer(&info.key)?.and_then(|c| c.language);
         let language = self.language_without_text(info, known.as_deref());
         let mut s = self.session(info, language)?;
+        if let DialogueState::InTicket { ticket } = s.customer.state
+            && self
+                .tx
+                .ticket(ticket)?
+                .is_some_and(|t| t.status != TicketStatus::Resolved)
+        {
+            let text = fill(
+                &self.msgs(&s.language).ticket_waiting,
+                &[("ticket", &ticket.to_string())],
+            );
+            self.say(&mut s, text, Vec::new());
+            self.save(s);
+            return Ok(());
+        }
         match self.knowledge.intents.with_role(Role::Greeting) {
             Some(greeting) => {
                 let greeting = greeting.clone();
@@ -540,11 +566,10 @@ impl<'a> Turn<'a> {
         let classification = if text.is_empty() {
             None
         } else {
-            Some(
-                self.knowledge
-                    .matcher
-                    .classify(&clip(&text, MAX_MATCHED_CHARS), matching_language.as_deref()),
-            )
+            Some(self.knowledge.matcher.classify(
+                &clip(&text, MAX_MATCHED_CHARS),
+                matching_language.as_deref(),
+            ))
         };
         let evidence = classification
             .as_ref()
@@ -566,7 +591,13 @@ impl<'a> Turn<'a> {
                 }
                 Some(_) => {
                     let mut s = self.session_for_rating(info, &language, conversation)?;
-                    push_line(&mut s.conversation, self.now, Speaker::Customer, &text, None);
+                    push_line(
+                        &mut s.conversation,
+                        self.now,
+                        Speaker::Customer,
+                        &text,
+                        None,
+                    );
                     s.conversation.messages += 1;
                     self.ask_rating_again(&mut s);
                     self.save(s);
@@ -1386,7 +1417,11 @@ impl<'a> Turn<'a> {
         Ok(())
     }
 
-    fn list_tickets(&mut self, staff: &StaffMember, context: Option<u64>) -> Result<(), EngineError> {
+    fn list_tickets(
+        &mut self,
+        staff: &StaffMember,
+        context: Option<u64>,
+    ) -> Result<(), EngineError> {
         let mut open: Vec<Ticket> = self
             .tx
             .store
@@ -1533,7 +1568,9 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// A rating typed as text: "4", " 4 ", "4/5", "4 stars", "⭐4". None when the text is not just a number.
 fn parse_rating(text: &str) -> Option<u8> {
-    let t = text.trim().trim_matches(|c: char| c == '⭐' || c == '★' || c.is_whitespace());
+    let t = text
+        .trim()
+        .trim_matches(|c: char| c == '⭐' || c == '★' || c.is_whitespace());
     let t = t.split('/').next().unwrap_or(t).trim();
     let t = t
         .strip_suffix("stars")
@@ -1551,7 +1588,9 @@ fn parse_rating(text: &str) -> Option<u8> {
 /// "yes"/"no" typed instead of pressed.
 fn typed_yes_no(text: &str, m: &Messages) -> Option<bool> {
     let t = crate::nlu::normalize(text);
-    let yes_words = ["yes", "y", "yeah", "yep", "si", "sip", "certo", "claro", "vale"];
+    let yes_words = [
+        "yes", "y", "yeah", "yep", "si", "sip", "certo", "claro", "vale",
+    ];
     let no_words = ["no", "n", "nope", "nah"];
     if t == crate::nlu::normalize(&m.yes) || yes_words.contains(&t.as_str()) {
         return Some(true);
