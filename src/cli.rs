@@ -11,6 +11,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 
 use crate::channels::console::{Console, ConsoleError, ConsoleIdentity};
+use crate::channels::runtime::{Dispatcher, Shutdown};
 use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineSettings, Knowledge};
 use crate::intents::{IntentSet, IntentsError};
@@ -36,6 +37,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve customers on every configured channel (Telegram, Discord) until Ctrl-C or SIGTERM
+    Run(RunArgs),
     /// Talk to the bot in the terminal: you are the customer; lines starting with ! are staff
     Chat(ChatArgs),
     /// Load and validate the intents and the config; print a summary and warnings
@@ -80,6 +83,15 @@ pub struct ChatArgs {
     staff_name: String,
 }
 
+/// `frontdesk run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    intents: IntentsArg,
+    #[command(flatten)]
+    data: DataArg,
+}
+
 /// `frontdesk check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -117,7 +129,9 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The intents are unusable.
-    #[error("{0}\nThe bot does not start with invalid intents: fix the files above (`frontdesk check` re-checks them).")]
+    #[error(
+        "{0}\nThe bot does not start with invalid intents: fix the files above (`frontdesk check` re-checks them)."
+    )]
     Intents(#[from] IntentsError),
     /// The store failed.
     #[error(transparent)]
@@ -125,6 +139,9 @@ pub enum CliError {
     /// The console failed.
     #[error(transparent)]
     Console(#[from] ConsoleError),
+    /// A platform channel could not run.
+    #[error(transparent)]
+    Channel(#[from] crate::channels::ChannelError),
     /// Output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -137,6 +154,7 @@ pub enum CliError {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Run(args) => serve(config, args),
         Command::Chat(args) => chat(config, args),
         Command::Check(args) => check(config, args),
         Command::Report(args) => report(config, args),
@@ -145,7 +163,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 fn intents_dir(config: &Config, arg: &IntentsArg) -> PathBuf {
-    arg.intents.clone().unwrap_or_else(|| config.intents.clone())
+    arg.intents
+        .clone()
+        .unwrap_or_else(|| config.intents.clone())
 }
 
 fn data_dir(config: &Config, arg: &DataArg) -> PathBuf {
@@ -190,6 +210,61 @@ fn chat(config: Config, args: ChatArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn serve(config: Config, args: RunArgs) -> Result<ExitCode, CliError> {
+    if !config.telegram.enabled() && !config.discord.enabled() {
+        return Err(crate::channels::ChannelError::NoChannel.into());
+    }
+    let knowledge = load_knowledge(&config, &intents_dir(&config, &args.intents))?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir(&config, &args.data))?);
+    let engine = Arc::new(Engine::new(
+        store,
+        knowledge,
+        EngineSettings::from_config(&config),
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (trigger, shutdown) = Shutdown::new();
+        let dispatcher = Dispatcher::new(engine);
+        let channels = crate::channels::serve(&config, dispatcher, shutdown);
+        tokio::pin!(channels);
+        tokio::select! {
+            result = &mut channels => return result,
+            _ = stop_signal() => {
+                tracing::info!("stopping: finishing what is in flight");
+                trigger.trigger();
+            }
+        }
+        channels.await
+    })?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
     let dir = intents_dir(&config, &args.intents);
     let mut out = std::io::stdout().lock();
@@ -197,7 +272,10 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
         Ok(set) => set,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("\n{} is invalid: the bot will not start with it.", dir.display());
+            eprintln!(
+                "\n{} is invalid: the bot will not start with it.",
+                dir.display()
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -237,7 +315,11 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
     if !escalating.is_empty() {
         writeln!(out, "  always escalate: {}", escalating.join(", "))?;
     }
-    writeln!(out, "  matcher built in {:.1} ms", build.as_secs_f64() * 1000.0)?;
+    writeln!(
+        out,
+        "  matcher built in {:.1} ms",
+        build.as_secs_f64() * 1000.0
+    )?;
     if intents.warnings.is_empty() {
         writeln!(out, "OK, no warnings.")?;
     } else {

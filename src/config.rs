@@ -25,6 +25,94 @@ pub const ENV_CONFIG: &str = "FRONTDESK_CONFIG";
 pub const ENV_DATA: &str = "FRONTDESK_DATA";
 /// Environment variable: the intents directory.
 pub const ENV_INTENTS: &str = "FRONTDESK_INTENTS";
+/// Environment variable: the Telegram bot token.
+pub const ENV_TELEGRAM_TOKEN: &str = "FRONTDESK_TELEGRAM_TOKEN";
+/// Environment variable: the Telegram staff group's chat id.
+pub const ENV_TELEGRAM_STAFF_CHAT: &str = "FRONTDESK_TELEGRAM_STAFF_CHAT";
+/// Environment variable: another Bot API server's base URL.
+pub const ENV_TELEGRAM_API_URL: &str = "FRONTDESK_TELEGRAM_API_URL";
+/// Environment variable: the Discord bot token.
+pub const ENV_DISCORD_TOKEN: &str = "FRONTDESK_DISCORD_TOKEN";
+/// Environment variable: the Discord staff channel id.
+pub const ENV_DISCORD_STAFF_CHANNEL: &str = "FRONTDESK_DISCORD_STAFF_CHANNEL";
+/// Environment variable: comma-separated Discord support channel ids.
+pub const ENV_DISCORD_SUPPORT_CHANNELS: &str = "FRONTDESK_DISCORD_SUPPORT_CHANNELS";
+/// Environment variable: another base URL for Discord's REST API and gateway discovery.
+pub const ENV_DISCORD_API_URL: &str = "FRONTDESK_DISCORD_API_URL";
+
+/// A secret (a token): never printed, not even by `{:?}`.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no secret is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
+    }
+}
+
+/// `[telegram]`: customers in private chats, staff in one group.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// The bot token from @BotFather (better: `FRONTDESK_TELEGRAM_TOKEN`).
+    pub token: Secret,
+    /// The staff group's chat id (a negative number for groups).
+    pub staff_chat: Option<i64>,
+    /// Another Bot API server, e.g. a self-hosted telegram-bot-api (default: Telegram's).
+    pub api_url: Option<String>,
+    /// User ids that act as staff besides the staff group's members.
+    pub staff_ids: Vec<u64>,
+}
+
+impl TelegramConfig {
+    /// True when a token is set: the channel is to run.
+    pub fn enabled(&self) -> bool {
+        !self.token.is_empty()
+    }
+}
+
+/// `[discord]`: customers in DMs and support channels, staff in one channel.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The bot token from the developer portal (better: `FRONTDESK_DISCORD_TOKEN`).
+    pub token: Secret,
+    /// The staff channel's id.
+    pub staff_channel: Option<u64>,
+    /// Channels where the bot answers customers publicly.
+    pub support_channels: Vec<u64>,
+    /// Another base URL for the REST API and gateway discovery (tests).
+    pub api_url: Option<String>,
+    /// The role whose members act as staff.
+    pub staff_role: Option<u64>,
+    /// User ids that act as staff.
+    pub staff_ids: Vec<u64>,
+}
+
+impl DiscordConfig {
+    /// True when a token is set: the channel is to run.
+    pub fn enabled(&self) -> bool {
+        !self.token.is_empty()
+    }
+}
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +124,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// An environment variable holds an unusable value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        message: String,
     },
     /// The file is invalid.
     #[error("{path}:{line}: key `{key}`: {message}")]
@@ -71,6 +167,10 @@ pub struct Config {
     pub tickets: TicketsConfig,
     /// Overrides of the bot's own sentences, per language: `[messages.es] did_it_help = "…"`.
     pub messages: BTreeMap<String, BTreeMap<String, String>>,
+    /// The Telegram channel.
+    pub telegram: TelegramConfig,
+    /// The Discord channel.
+    pub discord: DiscordConfig,
 }
 
 impl Default for Config {
@@ -84,6 +184,8 @@ impl Default for Config {
             survey: SurveyConfig::default(),
             tickets: TicketsConfig::default(),
             messages: BTreeMap::new(),
+            telegram: TelegramConfig::default(),
+            discord: DiscordConfig::default(),
         }
     }
 }
@@ -133,7 +235,7 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply_env(|k| std::env::var(k).ok());
+        config.apply_env(|k| std::env::var(k).ok())?;
         Ok(config)
     }
 
@@ -165,8 +267,61 @@ impl Config {
         Ok(config)
     }
 
-    /// Apply environment overrides, read through `var`.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+    /// Apply environment overrides, read through `var`. A malformed value is an error naming the variable.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let bad = |name: &str, message: String| ConfigError::Env {
+            name: name.to_string(),
+            message,
+        };
+        if let Some(token) = get(ENV_TELEGRAM_TOKEN) {
+            self.telegram.token = Secret::new(token.trim());
+        }
+        if let Some(chat) = get(ENV_TELEGRAM_STAFF_CHAT) {
+            self.telegram.staff_chat = Some(chat.trim().parse().map_err(|_| {
+                bad(
+                    ENV_TELEGRAM_STAFF_CHAT,
+                    "must be the staff group's numeric chat id, e.g. -1001234567890".into(),
+                )
+            })?);
+        }
+        if let Some(url) = get(ENV_TELEGRAM_API_URL) {
+            self.telegram.api_url = Some(url.trim().to_string());
+        }
+        if let Some(token) = get(ENV_DISCORD_TOKEN) {
+            self.discord.token = Secret::new(token.trim());
+        }
+        if let Some(channel) = get(ENV_DISCORD_STAFF_CHANNEL) {
+            self.discord.staff_channel = Some(channel.trim().parse().map_err(|_| {
+                bad(
+                    ENV_DISCORD_STAFF_CHANNEL,
+                    "must be the staff channel's numeric id".into(),
+                )
+            })?);
+        }
+        if let Some(list) = get(ENV_DISCORD_SUPPORT_CHANNELS) {
+            self.discord.support_channels = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        bad(
+                            ENV_DISCORD_SUPPORT_CHANNELS,
+                            format!("\"{s}\" is not a channel id: give comma-separated numeric ids"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(url) = get(ENV_DISCORD_API_URL) {
+            self.discord.api_url = Some(url.trim().to_string());
+        }
+        self.apply_paths_env(&var);
+        Ok(())
+    }
+
+    fn apply_paths_env(&mut self, var: &impl Fn(&str) -> Option<String>) {
         if let Some(data) = var(ENV_DATA).filter(|v| !v.trim().is_empty()) {
             self.data = PathBuf::from(data);
         }
@@ -347,11 +502,43 @@ mod tests {
 
     #[test]
     fn env_overrides_file() {
-        let mut config = parse("data = \"from-file\"\n").unwrap();
-        config.apply_env(|k| (k == ENV_DATA).then(|| "from-env".to_string()));
+        let mut config = parse("data = \"from-file\"\n[telegram]\ntoken = \"file-token\"\n").unwrap();
+        config
+            .apply_env(|k| (k == ENV_DATA).then(|| "from-env".to_string()))
+            .unwrap();
         assert_eq!(config.data, PathBuf::from("from-env"));
-        config.apply_env(|k| (k == ENV_DATA).then(|| "  ".to_string()));
+        config
+            .apply_env(|k| (k == ENV_DATA).then(|| "  ".to_string()))
+            .unwrap();
         assert_eq!(config.data, PathBuf::from("from-env"));
+        assert_eq!(config.telegram.token.expose(), "file-token");
+        config
+            .apply_env(|k| match k {
+                ENV_TELEGRAM_TOKEN => Some("123:env-token".into()),
+                ENV_TELEGRAM_STAFF_CHAT => Some("-10042".into()),
+                ENV_DISCORD_SUPPORT_CHANNELS => Some("1, 2,3".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.telegram.token.expose(), "123:env-token");
+        assert_eq!(config.telegram.staff_chat, Some(-100_42));
+        assert_eq!(config.discord.support_channels, vec![1, 2, 3]);
+        let err = config
+            .apply_env(|k| (k == ENV_TELEGRAM_STAFF_CHAT).then(|| "staff".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains(ENV_TELEGRAM_STAFF_CHAT), "{err}");
+        let err = config
+            .apply_env(|k| (k == ENV_DISCORD_SUPPORT_CHANNELS).then(|| "1,x".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("\"x\""), "{err}");
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let config = parse("[telegram]\ntoken = \"123456:SECRET\"\n").unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]

@@ -58,7 +58,10 @@ impl Report {
             .count() as u64;
         let first_responses: Vec<f64> = tickets
             .iter()
-            .filter_map(|t| t.first_response_at.map(|at| seconds_between(t.created_at, at)))
+            .filter_map(|t| {
+                t.first_response_at
+                    .map(|at| seconds_between(t.created_at, at))
+            })
             .collect();
         let resolutions: Vec<f64> = tickets
             .iter()
@@ -128,30 +131,52 @@ impl Report {
             ("Conversations", self.conversations.to_string()),
             (
                 "  answered by the bot",
-                format!("{}{}", self.answered_by_bot, pct(self.answered_by_bot, self.conversations)),
+                format!(
+                    "{}{}",
+                    self.answered_by_bot,
+                    pct(self.answered_by_bot, self.conversations)
+                ),
             ),
             (
                 "  escalated to a person",
-                format!("{}{}", self.escalated, pct(self.escalated, self.conversations)),
+                format!(
+                    "{}{}",
+                    self.escalated,
+                    pct(self.escalated, self.conversations)
+                ),
             ),
             ("Customer messages", self.messages.to_string()),
             ("  not understood", self.unanswered_messages.to_string()),
             ("Tickets open", self.tickets_open.to_string()),
             ("Tickets resolved", self.tickets_resolved.to_string()),
-            ("Median first response", dur(self.median_first_response_seconds)),
+            (
+                "Median first response",
+                dur(self.median_first_response_seconds),
+            ),
             ("Median resolution", dur(self.median_resolution_seconds)),
             ("Ratings", self.ratings.to_string()),
             (
                 "CSAT average (1–5)",
-                format!("{} from {} rating(s)", opt(self.csat_average, ""), self.csat_ratings),
+                format!(
+                    "{} from {} rating(s)",
+                    opt(self.csat_average, ""),
+                    self.csat_ratings
+                ),
             ),
             ("NPS", opt(self.nps, "")),
             (
                 "  promoters / passives / detractors",
-                format!("{} / {} / {}", self.promoters, self.passives, self.detractors),
+                format!(
+                    "{} / {} / {}",
+                    self.promoters, self.passives, self.detractors
+                ),
             ),
         ];
-        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
         rows.iter()
             .map(|(k, v)| format!("{k:<width$}  {v}"))
             .collect::<Vec<_>>()

@@ -59,11 +59,20 @@ fn the_readme_conversation_piped_from_a_file() {
     let out = run(&["chat", "--data", data.path().to_str().unwrap()], script);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}\n{}", stdout, text(&out.stderr));
-    assert!(stdout.contains("bot> Abrimos de lunes a viernes"), "{stdout}");
+    assert!(
+        stdout.contains("bot> Abrimos de lunes a viernes"),
+        "{stdout}"
+    );
     assert!(stdout.contains("ticket #1"), "{stdout}");
     assert!(stdout.contains("[staff] 🔔 Ticket #1"), "{stdout}");
-    assert!(stdout.contains("bot> Staff: Hi, I'm Sam. How can I help?"), "{stdout}");
-    assert!(stdout.contains("has been resolved: Refund sent"), "{stdout}");
+    assert!(
+        stdout.contains("bot> Staff: Hi, I'm Sam. How can I help?"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("has been resolved: Refund sent"),
+        "{stdout}"
+    );
     assert!(stdout.contains("How satisfied are you"), "{stdout}");
     assert!(stdout.contains("Thank you for your rating!"), "{stdout}");
 
@@ -96,7 +105,11 @@ fn a_ticket_survives_a_restart_of_the_process() {
     assert!(text(&first.stdout).contains("Ticket #1"));
 
     let tickets = run(&["tickets", "--data", d], "");
-    assert!(text(&tickets.stdout).contains("#1 open"), "{}", text(&tickets.stdout));
+    assert!(
+        text(&tickets.stdout).contains("#1 open"),
+        "{}",
+        text(&tickets.stdout)
+    );
 
     let second = run(
         &["chat", "--data", d, "--staff-name", "Sam"],
@@ -104,7 +117,10 @@ fn a_ticket_survives_a_restart_of_the_process() {
     );
     let stdout = text(&second.stdout);
     assert!(stdout.contains("#1 open"), "{stdout}");
-    assert!(stdout.contains("bot> Sam: Back after the restart"), "{stdout}");
+    assert!(
+        stdout.contains("bot> Sam: Back after the restart"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Thank you for your rating!"), "{stdout}");
 
     let r = report(data.path());
@@ -145,8 +161,15 @@ fn hostile_console_input_is_answered_and_nothing_crashes() {
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("There is no ticket #42"), "{stdout}");
     assert!(stdout.contains("usage: resolve N note"), "{stdout}");
-    assert!(stdout.contains("ticket #1"), "the long message is escalated: {stdout}");
-    assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("ticket #1"),
+        "the long message is escalated: {stdout}"
+    );
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -178,14 +201,23 @@ fn broken_intents_are_refused_with_file_line_and_key() {
 
     let data = tempfile::tempdir().unwrap();
     let chat = run(
-        &["chat", "--intents", d, "--data", data.path().to_str().unwrap()],
+        &[
+            "chat",
+            "--intents",
+            d,
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
         "hello\n",
     );
     let stderr = text(&chat.stderr);
     assert!(!chat.status.success());
     assert!(stderr.contains("shop.toml:5"), "{stderr}");
     assert!(stderr.contains("does not start"), "{stderr}");
-    assert!(text(&chat.stdout).is_empty(), "nothing answered with a broken set");
+    assert!(
+        text(&chat.stdout).is_empty(),
+        "nothing answered with a broken set"
+    );
 
     let missing = run(&["check", "--intents", "/nonexistent/intents"], "");
     assert!(!missing.status.success());
@@ -247,7 +279,10 @@ fn a_data_directory_in_use_is_reported_not_corrupted() {
     let out = run(&["report", "--data", d], "");
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("in use by another frontdesk process"), "{stderr}");
+    assert!(
+        stderr.contains("in use by another frontdesk process"),
+        "{stderr}"
+    );
     drop(stdin);
     assert!(chat.wait().unwrap().success());
 }

@@ -107,7 +107,11 @@ impl<'e> Console<'e> {
         now: &dyn Fn() -> Timestamp,
     ) -> Result<(), ConsoleError> {
         if self.interactive {
-            writeln!(output, "frontdesk console — {}", HELP.lines().next().unwrap_or(""))?;
+            writeln!(
+                output,
+                "frontdesk console — {}",
+                HELP.lines().next().unwrap_or("")
+            )?;
             writeln!(output, "Type /help for more, /quit to leave.\n")?;
         }
         // Anything committed but never shown (a crash between the two) comes first.
@@ -119,7 +123,11 @@ impl<'e> Console<'e> {
             .filter(|o| o.action.channel() == Channel::Console)
             .collect();
         if !pending.is_empty() {
-            writeln!(output, "(delivering {} message(s) from before the restart)", pending.len())?;
+            writeln!(
+                output,
+                "(delivering {} message(s) from before the restart)",
+                pending.len()
+            )?;
             self.deliver(pending, output)?;
         }
         let mut line = Vec::new();

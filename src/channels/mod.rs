@@ -1,4 +1,85 @@
 //! Channel adapters: they turn platform input into engine events and carry
-//! the engine's actions out on the platform. Today: the console.
+//! the engine's actions out on the platform: the console, and the shared
+//! runtime (dispatcher, outbox workers, pacing, shutdown) for the platforms.
+//!
+//! [`serve`] starts every configured platform channel in one process over one
+//! engine and store, and returns when all of them have stopped.
 
 pub mod console;
+pub mod runtime;
+
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use runtime::{Dispatcher, Shutdown};
+
+/// Why the platform channels could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// No platform is configured.
+    #[error(
+        "no channel is configured: set FRONTDESK_TELEGRAM_TOKEN and FRONTDESK_TELEGRAM_STAFF_CHAT (Telegram) and/or FRONTDESK_DISCORD_TOKEN and FRONTDESK_DISCORD_STAFF_CHANNEL (Discord), or the [telegram] / [discord] sections of frontdesk.toml; see README.md. To talk to the bot without a platform, use `frontdesk chat`."
+    )]
+    NoChannel,
+    /// A channel's configuration is incomplete or wrong.
+    #[error("{channel}: {message}")]
+    Misconfigured {
+        /// Which channel.
+        channel: &'static str,
+        /// What is missing and how to set it.
+        message: String,
+    },
+    /// A channel stopped with an error.
+    #[error("{channel} stopped: {message}")]
+    Failed {
+        /// Which channel.
+        channel: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Run every configured platform channel until `shutdown`; an error from one
+/// channel stops the others.
+pub async fn serve(
+    config: &Config,
+    dispatcher: Dispatcher,
+    shutdown: Shutdown,
+) -> Result<(), ChannelError> {
+    let _ = (&dispatcher, &shutdown);
+    let tasks: JoinSet<Result<(), ChannelError>> = JoinSet::new();
+    if config.telegram.enabled() {
+        return Err(ChannelError::Misconfigured {
+            channel: "telegram",
+            message: "the Telegram channel is not part of this build yet".into(),
+        });
+    }
+    if config.discord.enabled() {
+        return Err(ChannelError::Misconfigured {
+            channel: "discord",
+            message: "the Discord channel is not part of this build yet".into(),
+        });
+    }
+    if tasks.is_empty() {
+        return Err(ChannelError::NoChannel);
+    }
+    join_all(tasks).await
+}
+
+/// Wait for every channel task; the first error is returned (after the rest stopped).
+async fn join_all(mut tasks: JoinSet<Result<(), ChannelError>>) -> Result<(), ChannelError> {
+    let mut first_error = None;
+    while let Some(result) = tasks.join_next().await {
+        let result = result.unwrap_or_else(|e| {
+            Err(ChannelError::Failed {
+                channel: "channel task",
+                message: e.to_string(),
+            })
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "a channel stopped");
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -219,14 +219,14 @@ impl Messages {
 
     /// "45 minutes", "1 hour", "2 days": the duration rounded to its largest whole unit.
     pub fn duration(&self, seconds: u64) -> String {
-        let (one, many, n) = if seconds >= 86_400 && seconds.is_multiple_of(86_400) || seconds >= 2 * 86_400
-        {
-            (&self.day, &self.days, seconds.div_ceil(86_400))
-        } else if seconds >= 3600 && seconds.is_multiple_of(3600) || seconds >= 3 * 3600 {
-            (&self.hour, &self.hours, seconds.div_ceil(3600))
-        } else {
-            (&self.minute, &self.minutes, seconds.div_ceil(60).max(1))
-        };
+        let (one, many, n) =
+            if seconds >= 86_400 && seconds.is_multiple_of(86_400) || seconds >= 2 * 86_400 {
+                (&self.day, &self.days, seconds.div_ceil(86_400))
+            } else if seconds >= 3600 && seconds.is_multiple_of(3600) || seconds >= 3 * 3600 {
+                (&self.hour, &self.hours, seconds.div_ceil(3600))
+            } else {
+                (&self.minute, &self.minutes, seconds.div_ceil(60).max(1))
+            };
         if n == 1 {
             one.clone()
         } else {
@@ -287,6 +287,9 @@ mod tests {
 
     #[test]
     fn fill_replaces_placeholders() {
-        assert_eq!(fill("#{ticket} in {eta}", &[("ticket", "3"), ("eta", "1 hour")]), "#3 in 1 hour");
+        assert_eq!(
+            fill("#{ticket} in {eta}", &[("ticket", "3"), ("eta", "1 hour")]),
+            "#3 in 1 hour"
+        );
     }
 }

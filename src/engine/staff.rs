@@ -127,14 +127,25 @@ mod tests {
             parse("!resolve 1 Refund sent"),
             Ok(StaffCommand::Resolve(1, "Refund sent".into()))
         );
-        assert_eq!(parse("!resolve 2"), Ok(StaffCommand::Resolve(2, String::new())));
+        assert_eq!(
+            parse("!resolve 2"),
+            Ok(StaffCommand::Resolve(2, String::new()))
+        );
         assert_eq!(parse("!reopen 1"), Ok(StaffCommand::Reopen(1)));
         assert_eq!(parse("!help"), Ok(StaffCommand::Help));
     }
 
     #[test]
     fn bad_arguments_say_how_to_use() {
-        for bad in ["!claim", "!claim x", "!claim 0", "!claim -1", "!reply 1", "!reply", "!reopen 99999999999999999999999"] {
+        for bad in [
+            "!claim",
+            "!claim x",
+            "!claim 0",
+            "!claim -1",
+            "!reply 1",
+            "!reply",
+            "!reopen 99999999999999999999999",
+        ] {
             assert!(matches!(parse(bad), Err(ParseError::Usage(_))), "{bad}");
         }
         for not in ["", "!", "/", "hello", "!dance 3", "   "] {
@@ -154,7 +165,10 @@ mod tests {
     #[test]
     fn buttons() {
         assert_eq!(parse_button("claim:4"), Some(StaffCommand::Claim(4)));
-        assert_eq!(parse_button("resolve:4"), Some(StaffCommand::Resolve(4, String::new())));
+        assert_eq!(
+            parse_button("resolve:4"),
+            Some(StaffCommand::Resolve(4, String::new()))
+        );
         assert_eq!(parse_button("claim:x"), None);
         assert_eq!(parse_button("yes"), None);
     }

@@ -124,7 +124,9 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum IntentsError {
     /// The directory could not be read.
-    #[error("cannot read the intents directory {path}: {source} (pass --intents DIR or set `intents` in frontdesk.toml)")]
+    #[error(
+        "cannot read the intents directory {path}: {source} (pass --intents DIR or set `intents` in frontdesk.toml)"
+    )]
     Directory {
         /// The directory.
         path: PathBuf,
@@ -132,7 +134,9 @@ pub enum IntentsError {
         source: std::io::Error,
     },
     /// The directory holds no `.toml` file.
-    #[error("no intent files (*.toml) in {0}: write at least one, see README.md \"Writing intents\"")]
+    #[error(
+        "no intent files (*.toml) in {0}: write at least one, see README.md \"Writing intents\""
+    )]
     Empty(PathBuf),
     /// One or more files are invalid.
     #[error("{} error(s) in the intent files:\n{}", .0.len(), render_problems(.0))]
@@ -612,7 +616,10 @@ pub(crate) fn key_from_toml_error(text: &str, span: Option<Range<usize>>) -> Str
         .unwrap_or(text.len());
     let line = text[line_start..line_end].trim();
     if let Some(header) = line.strip_prefix('[') {
-        return header.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        return header
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string();
     }
     // The span of an unknown-field error covers the key itself.
     let spanned = text[start..span.end.min(text.len()).max(start)].trim();
@@ -709,8 +716,14 @@ examples.en = ["talk to a human"]
     fn loads_a_good_set() {
         let set = load(&[("a.toml", GOOD)]).expect("valid");
         assert_eq!(set.len(), 2);
-        assert_eq!(set.get("hours").unwrap().answer_in("es", "en"), Some("de 9 a 5"));
-        assert_eq!(set.get("hours").unwrap().answer_in("it", "en"), Some("9 to 5"));
+        assert_eq!(
+            set.get("hours").unwrap().answer_in("es", "en"),
+            Some("de 9 a 5")
+        );
+        assert_eq!(
+            set.get("hours").unwrap().answer_in("it", "en"),
+            Some("9 to 5")
+        );
         assert_eq!(set.with_role(Role::Human).unwrap().id, "person");
         assert_eq!(set.get("hours").unwrap().source.line, 3);
         // person has no Spanish examples → a warning, not an error.
@@ -719,7 +732,10 @@ examples.en = ["talk to a human"]
 
     #[test]
     fn invalid_toml_names_file_and_line() {
-        let p = problems(load(&[("bad.toml", "[[intent]]\nid = \"x\"\nexamples.en = [\"a\"\n")]));
+        let p = problems(load(&[(
+            "bad.toml",
+            "[[intent]]\nid = \"x\"\nexamples.en = [\"a\"\n",
+        )]));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].location.file, PathBuf::from("bad.toml"));
         assert!(p[0].location.line >= 3, "{:?}", p[0]);
@@ -727,7 +743,8 @@ examples.en = ["talk to a human"]
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let text = "[[intent]]\nid = \"x\"\nexamples.en = [\"a\"]\nanswer.en = \"b\"\nanwser.en = \"c\"\n";
+        let text =
+            "[[intent]]\nid = \"x\"\nexamples.en = [\"a\"]\nanswer.en = \"b\"\nanwser.en = \"c\"\n";
         let p = problems(load(&[("k.toml", text)]));
         assert_eq!(p[0].location.line, 5, "{:?}", p[0]);
         assert_eq!(p[0].key, "anwser", "{:?}", p[0]);

@@ -98,6 +98,11 @@ pub trait Store: Send + Sync {
     fn pending(&self) -> Result<Vec<Outgoing>, StoreError>;
     /// The platform accepted this action: remove it from the outbox.
     fn acknowledge(&self, outbox_id: u64) -> Result<(), StoreError>;
+    /// The platform refused this action for good (the customer blocked the bot,
+    /// the chat is gone): move it from the outbox to the failed list, with why.
+    fn fail(&self, outbox_id: u64, reason: &str) -> Result<(), StoreError>;
+    /// Actions that could not be delivered, with the reason, oldest first.
+    fn failed(&self) -> Result<Vec<(Outgoing, String)>, StoreError>;
     /// A channel's own small state (update offsets, message ids of pings).
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Set a channel's own small state.

@@ -16,6 +16,7 @@ const RATING: &str = "rating/";
 const OUTBOX: &str = "outbox/";
 const HANDLED: &str = "handled/";
 const META: &str = "meta/";
+const FAILED: &str = "failed/";
 const COUNTERS: &str = "counters";
 
 /// The embedded store, in a directory of its own.
@@ -85,6 +86,13 @@ impl SledStore {
         }
         Ok(out)
     }
+}
+
+/// An action the platform refused for good, kept with the reason.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FailedRecord {
+    outgoing: Outgoing,
+    reason: String,
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -204,6 +212,35 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn fail(&self, outbox_id: u64, reason: &str) -> Result<(), StoreError> {
+        let key = numbered(OUTBOX, outbox_id);
+        let Some(value) = self.db.get(&key).map_err(|e| self.db_error(e))? else {
+            return Ok(());
+        };
+        let action: crate::model::Action = decode(&key, &value)?;
+        let record = FailedRecord {
+            outgoing: Outgoing {
+                id: outbox_id,
+                action,
+            },
+            reason: reason.to_string(),
+        };
+        let mut batch = sled::Batch::default();
+        batch.remove(key.as_bytes());
+        batch.insert(numbered(FAILED, outbox_id).as_bytes(), encode(&record));
+        self.db.apply_batch(batch).map_err(|e| self.db_error(e))?;
+        self.db.flush().map_err(|e| self.db_error(e))?;
+        Ok(())
+    }
+
+    fn failed(&self) -> Result<Vec<(Outgoing, String)>, StoreError> {
+        Ok(self
+            .scan::<FailedRecord>(FAILED)?
+            .into_iter()
+            .map(|r| (r.outgoing, r.reason))
+            .collect())
+    }
+
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .db
@@ -256,6 +293,10 @@ mod tests {
         assert_eq!(store.pending().unwrap(), out);
         store.acknowledge(out[0].id).unwrap();
         assert_eq!(store.pending().unwrap(), vec![out[1].clone()]);
+        store.fail(out[1].id, "blocked by the user").unwrap();
+        assert!(store.pending().unwrap().is_empty());
+        let failed = store.failed().unwrap();
+        assert_eq!(failed, vec![(out[1].clone(), "blocked by the user".to_string())]);
     }
 
     #[test]
@@ -283,7 +324,10 @@ mod tests {
     #[test]
     fn corrupt_records_are_reported_not_panicked() {
         let store = SledStore::temporary().unwrap();
-        store.db.insert("ticket/00000000000000000001", &b"{nope"[..]).unwrap();
+        store
+            .db
+            .insert("ticket/00000000000000000001", &b"{nope"[..])
+            .unwrap();
         assert!(matches!(store.ticket(1), Err(StoreError::Corrupt { .. })));
         assert!(store.tickets().is_err());
     }
