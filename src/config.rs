@@ -64,7 +64,11 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
+        f.write_str(if self.is_empty() {
+            "Secret(<empty>)"
+        } else {
+            "Secret(<redacted>)"
+        })
     }
 }
 
@@ -308,7 +312,9 @@ impl Config {
                     s.parse().map_err(|_| {
                         bad(
                             ENV_DISCORD_SUPPORT_CHANNELS,
-                            format!("\"{s}\" is not a channel id: give comma-separated numeric ids"),
+                            format!(
+                                "\"{s}\" is not a channel id: give comma-separated numeric ids"
+                            ),
                         )
                     })
                 })
@@ -502,7 +508,8 @@ mod tests {
 
     #[test]
     fn env_overrides_file() {
-        let mut config = parse("data = \"from-file\"\n[telegram]\ntoken = \"file-token\"\n").unwrap();
+        let mut config =
+            parse("data = \"from-file\"\n[telegram]\ntoken = \"file-token\"\n").unwrap();
         config
             .apply_env(|k| (k == ENV_DATA).then(|| "from-env".to_string()))
             .unwrap();
@@ -521,7 +528,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(config.telegram.token.expose(), "123:env-token");
-        assert_eq!(config.telegram.staff_chat, Some(-100_42));
+        assert_eq!(config.telegram.staff_chat, Some(-10_042));
         assert_eq!(config.discord.support_channels, vec![1, 2, 3]);
         let err = config
             .apply_env(|k| (k == ENV_TELEGRAM_STAFF_CHAT).then(|| "staff".to_string()))

@@ -105,11 +105,10 @@ impl Dispatcher {
     ) -> Result<Vec<Outgoing>, EngineError> {
         let engine = self.engine.clone();
         let now = (self.clock)();
-        let out = tokio::task::spawn_blocking(move || {
-            engine.handle(event_id.as_deref(), inbound, now)
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let out =
+            tokio::task::spawn_blocking(move || engine.handle(event_id.as_deref(), inbound, now))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         let mut woken = Vec::new();
         for o in &out {
             let channel = o.action.channel();
@@ -296,7 +295,10 @@ impl RateLimiter {
             let window = self.key_window;
             let limit = self.per_key;
             let sent = state.per_key.entry(key.to_string()).or_default();
-            while sent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            while sent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= window)
+            {
                 sent.pop_front();
             }
             if sent.len() >= limit
@@ -395,7 +397,11 @@ mod tests {
         let worker = tokio::spawn(run_outbox(flaky, store.clone(), wake.clone(), shutdown));
         let deadline = Instant::now() + Duration::from_secs(10);
         while log.lock().unwrap().len() < 3 {
-            assert!(Instant::now() < deadline, "not delivered: {:?}", log.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "not delivered: {:?}",
+                log.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         trigger.trigger();

@@ -296,7 +296,10 @@ mod tests {
         store.fail(out[1].id, "blocked by the user").unwrap();
         assert!(store.pending().unwrap().is_empty());
         let failed = store.failed().unwrap();
-        assert_eq!(failed, vec![(out[1].clone(), "blocked by the user".to_string())]);
+        assert_eq!(
+            failed,
+            vec![(out[1].clone(), "blocked by the user".to_string())]
+        );
     }
 
     #[test]
