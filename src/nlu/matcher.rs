@@ -5,33 +5,44 @@
 //! Every text is [normalised](super::normalize::normalize) and turned into
 //! three groups of features:
 //! - stemmed word unigrams (stop words weighted by
-//!   [`STOP_WORD_WEIGHT`](super::stem::STOP_WORD_WEIGHT)),
-//! - stemmed word bigrams,
+//!   [`STOP_WORD_WEIGHT`]),
+//! - stemmed word bigrams (weighted the same when both words are stop words),
 //! - character 3- to 5-grams inside each word, padded with spaces
 //!   (`" ord"`, `"orde"`, …), which carry typos and unknown inflections.
+//!   Stop words have none: they would add the longest postings for the least
+//!   information (measured: same quality, shorter postings to walk).
 //!
 //! Feature weights are TF-IDF with sublinear term frequency (`1 + ln tf`) and
-//! smoothed IDF over all examples. Each group is L2-normalised on its own and
-//! scaled by its group weight, then the whole vector is L2-normalised again,
-//! so a cosine is a weighted sum of the three group cosines and lies in
-//! `[0, 1]`.
+//! smoothed IDF (`ln((N + 1) / (df + 1)) + 1`) over all examples. Each group
+//! is L2-normalised on its own and scaled by the square root of its group
+//! weight (word 0.2, bigram 0.1, chars 0.7), then the vector is normalised
+//! again, so for texts that have all three groups a cosine is the weighted
+//! sum of the three group cosines. All weights are non-negative, so every
+//! cosine lies in `[0, 1]`. Query features that no example has still count in
+//! the query's length: unknown words lower the score.
 //!
-//! Examples are grouped by (intent, language). A group's score for a query is
-//! `ALPHA · (cosine to its nearest example) + (1 − ALPHA) · (cosine to the
-//! group centroid)`; an intent scores the best of its groups. The query is
-//! analysed (stemmed, stop-worded) in the language of the group it is compared
-//! with, unless the caller knows the customer's language.
+//! Examples are grouped by (intent, language). A group's score is
+//! `max(0.5 · nearest + 0.5 · centroid, nearest²)`, where `nearest` is the
+//! cosine to the group's nearest example and `centroid` the cosine to the
+//! group's (normalised) centroid: the centroid pools the evidence of all the
+//! examples, and the second term lets a (near-)copy of any example score close
+//! to 1. An intent scores the best of its groups. The query is analysed
+//! (stemmed, stop-worded) in the language of each group it is compared with,
+//! whatever language the caller believes the customer speaks. The
+//! weights were chosen by leave-one-out and held-out measurements on the
+//! self-made set in the tests and on the repository's intents
+//! (`tuning_report`, `threshold_report`).
 //!
 //! Scoring uses one inverted index per example language (feature → postings
 //! of examples and centroids), so a query only touches the examples that share
-//! a feature with it.
+//! a feature with it. Only the first 256 tokens of a message are analysed.
 //!
 //! A regex pattern that matches the raw message (or its normalised form)
 //! forces its intent to score 1.0.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -65,22 +76,24 @@ pub struct Example {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MatcherConfig {
-    /// Top score at or above this, with no close second: answer it.
+    /// Top score at or above this, with no close second: answer it
+    /// (default 0.45).
     pub answer_threshold: f32,
     /// Top score at or above this (but below `answer_threshold`, or with a
-    /// close second): ask "did you mean …?". Below it: unknown.
+    /// close second): ask "did you mean …?"; below it: unknown (default 0.25).
     pub suggest_threshold: f32,
     /// A candidate within this margin of the top one is "close": the top is
     /// then not answered outright but offered together with it. Candidates
-    /// within twice the margin and above `suggest_threshold` are offered too.
+    /// within twice the margin and at or above `suggest_threshold` are offered
+    /// too, up to three in all (default 0.08).
     pub ambiguity_margin: f32,
 }
 
 impl MatcherConfig {
     /// Default for [`MatcherConfig::answer_threshold`].
-    pub const DEFAULT_ANSWER_THRESHOLD: f32 = 0.5;
+    pub const DEFAULT_ANSWER_THRESHOLD: f32 = 0.45;
     /// Default for [`MatcherConfig::suggest_threshold`].
-    pub const DEFAULT_SUGGEST_THRESHOLD: f32 = 0.3;
+    pub const DEFAULT_SUGGEST_THRESHOLD: f32 = 0.25;
     /// Default for [`MatcherConfig::ambiguity_margin`].
     pub const DEFAULT_AMBIGUITY_MARGIN: f32 = 0.08;
 
@@ -187,8 +200,8 @@ const BIGRAM: u8 = 1;
 const CHARS: u8 = 2;
 const KINDS: usize = 3;
 
-/// Model parameters that are not configuration: chosen by measurement on the
-/// self-made set in the tests (see `tuning_report`).
+/// Model parameters that are not configuration: chosen by measurement (see
+/// `tuning_report` in the tests; `NLU_EVAL_TSV` runs it on any intent set).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Tuning {
     /// Group weights (word, bigram, chars); they need not sum to 1.
@@ -200,16 +213,20 @@ struct Tuning {
     ngram_max: usize,
     /// Factor for features of stop words.
     stop: f32,
+    /// A group scores at least `nearest ^ near_power` (0: off), so that
+    /// (near-)copies of an example score close to 1 whatever the centroid.
+    near_power: i32,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            group: [0.35, 0.15, 0.5],
+            group: [0.2, 0.1, 0.7],
             alpha: 0.5,
             ngram_min: 3,
             ngram_max: 5,
             stop: STOP_WORD_WEIGHT,
+            near_power: 2,
         }
     }
 }
@@ -237,9 +254,11 @@ struct LangIndex {
     groups: Vec<Group>,
     /// Number of documents: examples then centroids.
     docs: usize,
-    /// Postings of feature `f` are `postings[offsets[f]..offsets[f + 1]]`.
+    /// Postings of feature `f` are documents `post_docs[offsets[f]..offsets[f + 1]]`
+    /// with weights `post_weights[..]` (same range), by increasing document.
     offsets: Vec<u32>,
-    postings: Vec<(u32, f32)>,
+    post_docs: Vec<u32>,
+    post_weights: Vec<f32>,
 }
 
 /// An intent as the matcher keeps it.
@@ -256,8 +275,9 @@ pub struct Matcher {
     tuning: Tuning,
     stemmers: Stemmers,
     intents: Vec<IntentEntry>,
-    /// Feature key → id. Keys are a kind letter followed by the feature.
-    vocab: HashMap<String, u32>,
+    /// Feature key ([`key_hash`]) → id. Keys are a kind letter followed by
+    /// the feature.
+    vocab: Vocab,
     /// Feature id → group (`WORD`, `BIGRAM`, `CHARS`).
     kinds: Vec<u8>,
     /// Feature id → inverse document frequency.
@@ -284,6 +304,19 @@ impl fmt::Debug for Matcher {
             )
             .finish_non_exhaustive()
     }
+}
+
+/// Whether two language codes name the same language (`"es"`, `"ES"`,
+/// `"es-MX"` all do).
+fn same_language(a: &str, b: &str) -> bool {
+    let primary = |code: &str| {
+        code.trim()
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    primary(a) == primary(b)
 }
 
 /// Canonical form of an example's or a query's language code.
@@ -331,9 +364,72 @@ fn group_scales(sumsq: [f32; KINDS], weights: [f32; KINDS]) -> [f32; KINDS] {
     scale
 }
 
+/// Reusable buffers for feature extraction.
+#[derive(Default)]
+struct Scratch {
+    key: String,
+    padded: String,
+    bounds: Vec<usize>,
+}
+
+/// Calls `emit(key)` for every character n-gram of `token` (padded with a
+/// space on each side, at most `MAX_NGRAM_CHARS` characters). Keys start with
+/// `c`.
+fn char_ngrams(token: &str, tuning: &Tuning, scratch: &mut Scratch, mut emit: impl FnMut(&str)) {
+    let Scratch {
+        key,
+        padded,
+        bounds,
+    } = scratch;
+    padded.clear();
+    padded.push(' ');
+    padded.extend(token.chars().take(MAX_NGRAM_CHARS));
+    padded.push(' ');
+    bounds.clear();
+    bounds.extend(padded.char_indices().map(|(i, _)| i));
+    bounds.push(padded.len());
+    let chars = bounds.len() - 1;
+    for n in tuning.ngram_min.max(1)..=tuning.ngram_max {
+        if n > chars {
+            break;
+        }
+        for start in 0..=chars - n {
+            key.clear();
+            key.push('c');
+            key.push_str(&padded[bounds[start]..bounds[start + n]]);
+            emit(key);
+        }
+    }
+}
+
+/// Writes the key of a word unigram (`w` + stem) into `key`.
+fn word_key(key: &mut String, stem: &str) {
+    key.clear();
+    key.push('w');
+    key.push_str(stem);
+}
+
+/// Writes the key of a word bigram (`b` + stem + space + stem) into `key`.
+fn bigram_key(key: &mut String, a: &str, b: &str) {
+    key.clear();
+    key.push('b');
+    key.push_str(a);
+    key.push(' ');
+    key.push_str(b);
+}
+
+/// Weight of a word's features: stop words are down-weighted.
+fn word_weight(tuning: &Tuning, stop: bool) -> f32 {
+    if stop { tuning.stop } else { 1.0 }
+}
+
 /// Calls `emit(kind, key, weight)` for every feature occurrence of a
 /// normalised text analysed in language `lang`. `key` starts with a kind
 /// letter (`w`, `b`, `c`), so the groups never share a key.
+///
+/// Stop words give a down-weighted unigram and no character n-grams; a bigram
+/// is down-weighted when both its words are stop words.
+/// [`Matcher::vectorize`] must produce the same features.
 fn extract_features(
     stemmers: &Stemmers,
     tuning: &Tuning,
@@ -341,63 +437,98 @@ fn extract_features(
     lang: &str,
     mut emit: impl FnMut(u8, &str, f32),
 ) {
-    let mut key = String::new();
-    let mut padded = String::new();
+    let mut scratch = Scratch::default();
     let mut stems: Vec<(String, bool)> = Vec::new();
-    let mut bounds: Vec<usize> = Vec::new();
     for token in tokens(normalized).take(MAX_TOKENS) {
         let stop = is_stop_word(lang, token);
-        let weight = if stop { tuning.stop } else { 1.0 };
-
         let stem = stemmers.stem(lang, token);
-        key.clear();
-        key.push('w');
-        key.push_str(&stem);
-        emit(WORD, &key, weight);
-
-        // Character n-grams of " token ", on at most MAX_NGRAM_CHARS chars.
-        padded.clear();
-        padded.push(' ');
-        padded.extend(token.chars().take(MAX_NGRAM_CHARS));
-        padded.push(' ');
-        bounds.clear();
-        bounds.extend(padded.char_indices().map(|(i, _)| i));
-        bounds.push(padded.len());
-        let chars = bounds.len() - 1;
-        for n in tuning.ngram_min..=tuning.ngram_max {
-            if n > chars {
-                break;
-            }
-            for start in 0..=chars - n {
-                key.clear();
-                key.push('c');
-                key.push_str(&padded[bounds[start]..bounds[start + n]]);
-                emit(CHARS, &key, weight);
-            }
+        word_key(&mut scratch.key, &stem);
+        emit(WORD, &scratch.key, word_weight(tuning, stop));
+        if !stop {
+            char_ngrams(token, tuning, &mut scratch, |key| emit(CHARS, key, 1.0));
         }
-
         stems.push((stem.into_owned(), stop));
     }
     for pair in stems.windows(2) {
-        let [(a, a_stop), (b, b_stop)] = pair else {
-            continue;
-        };
-        key.clear();
-        key.push('b');
-        key.push_str(a);
-        key.push(' ');
-        key.push_str(b);
-        let weight = if *a_stop && *b_stop { tuning.stop } else { 1.0 };
-        emit(BIGRAM, &key, weight);
+        if let [(a, a_stop), (b, b_stop)] = pair {
+            bigram_key(&mut scratch.key, a, b);
+            emit(
+                BIGRAM,
+                &scratch.key,
+                word_weight(tuning, *a_stop && *b_stop),
+            );
+        }
     }
 }
 
-/// Deterministic hash of an unseen feature key (for counting repeats).
-fn key_hash(key: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
+/// A query feature: a vocabulary id or, for a key no example has, its hash
+/// and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Feature {
+    Known(u32),
+    Unseen(u64, u8),
 }
+
+/// The language-independent part of a query's analysis: its tokens and the
+/// character n-gram features of each token, looked up once for all the
+/// languages the query is analysed in.
+struct Prepared<'t> {
+    tokens: Vec<&'t str>,
+    /// Character n-grams of token `i` are `ngrams[spans[i].0..spans[i].1]`.
+    ngrams: Vec<Feature>,
+    spans: Vec<(usize, usize)>,
+}
+
+/// MurmurHash3's 64-bit finaliser: a bijection with full avalanche.
+fn mix(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// The 64-bit hash that stands for a feature key in the vocabulary: the
+/// length, then each 8-byte chunk, folded in with [`mix`]. Keys of the same
+/// length up to 8 bytes never collide (each step is a bijection); otherwise
+/// two keys collide with probability ~2^-64 (n = 10^5 features: ~10^-9 for
+/// the whole vocabulary), and a collision would only merge two features.
+/// Looking up a `u64` instead of a `String` avoids a pointer chase and a
+/// string compare per feature.
+fn key_hash(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let mut h = mix(bytes.len() as u64 ^ 0x9e37_79b9_7f4a_7c15);
+    for chunk in bytes.chunks(8) {
+        let mut word = [0_u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = mix(h ^ u64::from_le_bytes(word));
+    }
+    h
+}
+
+/// Hasher for keys that are already [`key_hash`] values: passes them through.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for `u64` keys; kept correct for any other use.
+        for &byte in bytes {
+            self.0 = mix(self.0 ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Feature key hash → feature id.
+type Vocab = HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
 
 impl Matcher {
     /// Builds the matcher from intents and thresholds. Examples whose text
@@ -436,7 +567,7 @@ impl Matcher {
         }
 
         // Term frequencies of every usable example, grouped by (lang, intent).
-        let mut vocab: HashMap<String, u32> = HashMap::new();
+        let mut vocab: Vocab = HashMap::default();
         let mut kinds: Vec<u8> = Vec::new();
         let mut groups: BTreeMap<(String, usize), Vec<Sparse>> = BTreeMap::new();
         for (intent, examples) in examples_of.iter().enumerate() {
@@ -453,11 +584,12 @@ impl Matcher {
                 let lang = canonical_lang(&example.language);
                 let mut tf: Sparse = Vec::new();
                 extract_features(&stemmers, &tuning, &normalized, &lang, |kind, key, w| {
-                    let id = match vocab.get(key) {
+                    let hash = key_hash(key);
+                    let id = match vocab.get(&hash) {
                         Some(&id) => id,
                         None => {
                             let id = u32::try_from(kinds.len()).unwrap_or(u32::MAX);
-                            vocab.insert(key.to_owned(), id);
+                            vocab.insert(hash, id);
                             kinds.push(kind);
                             id
                         }
@@ -552,11 +684,13 @@ impl Matcher {
             let offsets = counts;
             let mut fill = offsets.clone();
             let total = offsets.last().copied().unwrap_or(0) as usize;
-            let mut postings = vec![(0_u32, 0.0_f32); total];
+            let mut post_docs = vec![0_u32; total];
+            let mut post_weights = vec![0.0_f32; total];
             for (doc, v) in docs.iter().enumerate() {
                 for &(id, w) in v {
                     let slot = &mut fill[id as usize];
-                    postings[*slot as usize] = (doc as u32, w);
+                    post_docs[*slot as usize] = doc as u32;
+                    post_weights[*slot as usize] = w;
                     *slot += 1;
                 }
             }
@@ -565,7 +699,8 @@ impl Matcher {
                 groups: index_groups,
                 docs: docs.len(),
                 offsets,
-                postings,
+                post_docs,
+                post_weights,
             });
         }
 
@@ -601,10 +736,13 @@ impl Matcher {
 
     /// Ranks the intents for `text`.
     ///
-    /// `language`: the customer's language if known (ISO 639-1); the query is
-    /// then stemmed in that language only. `None` → the query is analysed in
-    /// each example language and compared with the examples of that language,
-    /// and each intent keeps its best score.
+    /// The query is analysed (stemmed, stop-worded) in each example language
+    /// and compared with the examples of that language; each intent keeps its
+    /// best score. `language` (ISO 639-1), the customer's language if known,
+    /// is only a preference: when an intent scores the same in several
+    /// languages, the hinted one is the evidence language. It does not change
+    /// scores, so a wrong hint (a Spanish platform language on an English
+    /// message) costs nothing.
     ///
     /// Empty, whitespace-only and punctuation-only text is `Unknown` with no
     /// candidates, unless a pattern matches it (patterns see the raw text, so
@@ -622,20 +760,19 @@ impl Matcher {
 
         // Model scores: (score, index of the language whose examples gave it).
         let mut model: Vec<(f32, Option<usize>)> = vec![(0.0, None); self.intents.len()];
-        if !normalized.is_empty() {
-            match language {
-                Some(lang) => {
-                    let query = self.vectorize(&normalized, &canonical_lang(lang));
-                    for (li, index) in self.indexes.iter().enumerate() {
-                        self.score_index(index, li, &query, &mut model);
-                    }
-                }
-                None => {
-                    for (li, index) in self.indexes.iter().enumerate() {
-                        let query = self.vectorize(&normalized, &index.lang);
-                        self.score_index(index, li, &query, &mut model);
-                    }
-                }
+        if !normalized.is_empty() && !self.indexes.is_empty() {
+            let prepared = self.prepare(&normalized);
+            let mut acc = Vec::new();
+            // Each language's examples are compared with the query analysed in
+            // that language. The hinted language goes first, so it wins ties.
+            let mut langs: Vec<usize> = (0..self.indexes.len()).collect();
+            if let Some(hint) = language {
+                langs.sort_by_key(|&li| !same_language(&self.indexes[li].lang, hint));
+            }
+            for li in langs {
+                let index = &self.indexes[li];
+                let query = self.vectorize(&prepared, &index.lang);
+                self.score_index(index, li, &query, &mut acc, &mut model);
             }
         }
 
@@ -656,14 +793,20 @@ impl Matcher {
 
         // Rank: pattern matches at 1.0 first (ordered by model score), then by
         // score, ties by intent order.
+        let mut is_forced = vec![false; self.intents.len()];
+        for &i in &forced {
+            if let Some(f) = is_forced.get_mut(i) {
+                *f = true;
+            }
+        }
+        let score = |i: usize| if is_forced[i] { 1.0 } else { model[i].0 };
         let mut order: Vec<usize> = (0..self.intents.len())
-            .filter(|&i| forced.contains(&i) || model[i].0 > 0.0)
+            .filter(|&i| is_forced[i] || model[i].0 > 0.0)
             .collect();
-        let score = |i: usize| if forced.contains(&i) { 1.0 } else { model[i].0 };
-        order.sort_by(|&a, &b| {
-            forced
-                .contains(&b)
-                .cmp(&forced.contains(&a))
+        // The intent index breaks ties, so the order is total and deterministic.
+        order.sort_unstable_by(|&a, &b| {
+            is_forced[b]
+                .cmp(&is_forced[a])
                 .then(score(b).total_cmp(&score(a)))
                 .then(model[b].0.total_cmp(&model[a].0))
                 .then(a.cmp(&b))
@@ -733,33 +876,84 @@ impl Matcher {
         }
     }
 
-    /// The query's unit vector over known features (unknown features count in
-    /// its length but cannot match anything).
-    fn vectorize(&self, normalized: &str, lang: &str) -> Sparse {
-        let mut known: Vec<(u32, f32)> = Vec::new();
-        let mut unseen: Vec<((u64, u8), f32)> = Vec::new();
-        extract_features(
-            &self.stemmers,
-            &self.tuning,
-            normalized,
-            lang,
-            |kind, key, w| match self.vocab.get(key) {
-                Some(&id) => known.push((id, w)),
-                None => unseen.push(((key_hash(key), kind), w)),
-            },
-        );
-        merge_sorted(&mut known);
-        merge_sorted(&mut unseen);
-
-        let mut sumsq = [0.0_f32; KINDS];
-        for (id, tf) in &mut known {
-            let i = *id as usize;
-            *tf = sublinear(*tf) * self.idf.get(i).copied().unwrap_or(self.idf_unseen);
-            sumsq[self.kind(*id)] += *tf * *tf;
+    /// Tokenises a normalised query and looks up its character n-grams.
+    fn prepare<'t>(&self, normalized: &'t str) -> Prepared<'t> {
+        let mut scratch = Scratch::default();
+        let tokens: Vec<&str> = tokens(normalized).take(MAX_TOKENS).collect();
+        let mut ngrams = Vec::new();
+        let mut spans = Vec::with_capacity(tokens.len());
+        for token in &tokens {
+            let start = ngrams.len();
+            char_ngrams(token, &self.tuning, &mut scratch, |key| {
+                ngrams.push(self.lookup(CHARS, key))
+            });
+            spans.push((start, ngrams.len()));
         }
-        for ((_, kind), tf) in &unseen {
-            let w = sublinear(*tf) * self.idf_unseen;
-            sumsq[*kind as usize % KINDS] += w * w;
+        Prepared {
+            tokens,
+            ngrams,
+            spans,
+        }
+    }
+
+    fn lookup(&self, kind: u8, key: &str) -> Feature {
+        let hash = key_hash(key);
+        match self.vocab.get(&hash) {
+            Some(&id) => Feature::Known(id),
+            None => Feature::Unseen(hash, kind),
+        }
+    }
+
+    /// The query's unit vector over known features, analysed in `lang` (the
+    /// same features as [`extract_features`]). Unseen features count in its
+    /// length but cannot match anything.
+    fn vectorize(&self, query: &Prepared<'_>, lang: &str) -> Sparse {
+        let mut features: Vec<(Feature, f32)> = Vec::with_capacity(query.ngrams.len() + 16);
+        let mut key = String::new();
+        let mut previous: Option<(std::borrow::Cow<'_, str>, bool)> = None;
+        for (token, &(from, to)) in query.tokens.iter().zip(&query.spans) {
+            let stop = is_stop_word(lang, token);
+            let stem = self.stemmers.stem(lang, token);
+            word_key(&mut key, &stem);
+            features.push((self.lookup(WORD, &key), word_weight(&self.tuning, stop)));
+            if !stop {
+                features.extend(
+                    query
+                        .ngrams
+                        .get(from..to)
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|&f| (f, 1.0)),
+                );
+            }
+            if let Some((prev, prev_stop)) = &previous {
+                bigram_key(&mut key, prev, &stem);
+                let w = word_weight(&self.tuning, *prev_stop && stop);
+                features.push((self.lookup(BIGRAM, &key), w));
+            }
+            previous = Some((stem, stop));
+        }
+        merge_sorted(&mut features);
+
+        let mut known: Sparse = Vec::with_capacity(features.len());
+        let mut sumsq = [0.0_f32; KINDS];
+        for (feature, tf) in features {
+            match feature {
+                Feature::Known(id) => {
+                    let w = sublinear(tf)
+                        * self
+                            .idf
+                            .get(id as usize)
+                            .copied()
+                            .unwrap_or(self.idf_unseen);
+                    sumsq[self.kind(id)] += w * w;
+                    known.push((id, w));
+                }
+                Feature::Unseen(_, kind) => {
+                    let w = sublinear(tf) * self.idf_unseen;
+                    sumsq[kind as usize % KINDS] += w * w;
+                }
+            }
         }
         let scale = group_scales(sumsq, self.tuning.group);
         for (id, w) in &mut known {
@@ -773,15 +967,17 @@ impl Matcher {
     }
 
     /// Scores the groups of one language index against a query vector and
-    /// raises each intent's best score in `best`.
+    /// raises each intent's best score in `best`. `acc` is a reusable buffer.
     fn score_index(
         &self,
         index: &LangIndex,
         index_no: usize,
         query: &Sparse,
+        acc: &mut Vec<f32>,
         best: &mut [(f32, Option<usize>)],
     ) {
-        let mut acc = vec![0.0_f32; index.docs];
+        acc.clear();
+        acc.resize(index.docs, 0.0);
         for &(id, qw) in query {
             let (Some(&from), Some(&to)) = (
                 index.offsets.get(id as usize),
@@ -789,11 +985,14 @@ impl Matcher {
             ) else {
                 continue;
             };
-            for &(doc, w) in index
-                .postings
-                .get(from as usize..to as usize)
-                .unwrap_or(&[])
-            {
+            let range = from as usize..to as usize;
+            let (Some(docs), Some(weights)) = (
+                index.post_docs.get(range.clone()),
+                index.post_weights.get(range),
+            ) else {
+                continue;
+            };
+            for (&doc, &w) in docs.iter().zip(weights) {
                 if let Some(a) = acc.get_mut(doc as usize) {
                     *a += qw * w;
                 }
@@ -808,7 +1007,11 @@ impl Matcher {
                 .copied()
                 .fold(0.0_f32, f32::max);
             let centroid = acc.get(group.centroid as usize).copied().unwrap_or(0.0);
-            let s = (alpha * nearest + (1.0 - alpha) * centroid).clamp(0.0, 1.0);
+            let mut s = alpha * nearest + (1.0 - alpha) * centroid;
+            if self.tuning.near_power > 0 {
+                s = s.max(nearest.powi(self.tuning.near_power));
+            }
+            let s = s.clamp(0.0, 1.0);
             if let Some(slot) = best.get_mut(group.intent)
                 && s > slot.0
             {
@@ -820,7 +1023,7 @@ impl Matcher {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{IN_SCOPE, OUT_OF_SCOPE, intents};
+    use super::super::fixtures::{GENERAL_OUT_OF_SCOPE, IN_SCOPE, OUT_OF_SCOPE, intents};
     use super::*;
 
     fn matcher() -> Matcher {
@@ -831,200 +1034,904 @@ mod tests {
         c.ranked.first().map(|c| c.intent.as_str())
     }
 
-    /// Quality figures of one model on the fixture set.
-    #[derive(Debug, Default)]
-    struct Report {
-        top1: usize,
-        answered_right: usize,
-        answered_wrong: usize,
-        suggested_right: usize,
-        missed: usize,
-        oos_answered: usize,
-        oos_suggested: usize,
-        in_scores: Vec<f32>,
-        oos_scores: Vec<f32>,
+    fn intent(id: &str, examples: &[(&str, &str)], patterns: &[&str]) -> TrainingIntent {
+        TrainingIntent {
+            id: id.to_owned(),
+            examples: examples
+                .iter()
+                .map(|(l, t)| Example {
+                    language: (*l).to_owned(),
+                    text: (*t).to_owned(),
+                })
+                .collect(),
+            patterns: patterns.iter().filter_map(|p| Regex::new(p).ok()).collect(),
+        }
     }
 
-    fn evaluate(m: &Matcher, hint: bool) -> Report {
-        let mut r = Report::default();
+    /// Checks the invariants every classification must hold.
+    fn check_invariants(c: &Classification, m: &Matcher) {
+        assert!(c.ranked.len() <= MAX_RANKED);
+        for cand in &c.ranked {
+            assert!(
+                cand.score > 0.0 && cand.score <= 1.0,
+                "score out of range: {cand:?}"
+            );
+            assert!(m.intent_ids().any(|id| id == cand.intent));
+        }
+        assert!(
+            c.ranked.windows(2).all(|w| w[0].score >= w[1].score),
+            "sorted: {c:?}"
+        );
+        match &c.verdict {
+            Verdict::Answer(id) => assert_eq!(Some(id.as_str()), top(c)),
+            Verdict::Ambiguous(ids) => {
+                assert!((1..=MAX_OFFERED).contains(&ids.len()));
+                assert_eq!(Some(ids[0].as_str()), top(c));
+                assert!(
+                    ids.iter()
+                        .all(|id| c.ranked.iter().any(|r| &r.intent == id))
+                );
+            }
+            Verdict::Unknown => {}
+        }
+    }
+
+    #[test]
+    fn exact_examples_are_answered() {
+        let m = matcher();
+        for intent in intents() {
+            for e in &intent.examples {
+                let c = m.classify(&e.text, None);
+                assert_eq!(
+                    c.verdict,
+                    Verdict::Answer(intent.id.clone()),
+                    "{:?}: {c:?}",
+                    e.text
+                );
+                assert_eq!(c.evidence_language.as_deref(), Some(e.language.as_str()));
+                let hinted = m.classify(&e.text, Some(&e.language));
+                assert_eq!(
+                    hinted.verdict,
+                    Verdict::Answer(intent.id.clone()),
+                    "{:?}",
+                    e.text
+                );
+                check_invariants(&c, &m);
+            }
+        }
+    }
+
+    #[test]
+    fn paraphrases_and_typos_rank_the_right_intent_first() {
+        let m = matcher();
+        let c = m.classify("wat time do yu open", None);
+        assert_eq!(top(&c), Some("opening_hours"), "{c:?}");
+        assert_ne!(c.verdict, Verdict::Unknown);
+
+        let mut right = 0;
         for &(text, lang, want) in IN_SCOPE {
-            let c = m.classify(text, hint.then_some(lang));
-            if top(&c) == Some(want) {
-                r.top1 += 1;
-            }
-            r.in_scores.push(c.ranked.first().map_or(0.0, |c| c.score));
-            match &c.verdict {
-                Verdict::Answer(i) if i == want => r.answered_right += 1,
-                Verdict::Answer(_) => r.answered_wrong += 1,
-                Verdict::Ambiguous(list) if list.iter().any(|i| i == want) => {
-                    r.suggested_right += 1
+            for hint in [None, Some(lang)] {
+                let c = m.classify(text, hint);
+                check_invariants(&c, &m);
+                if top(&c) == Some(want) {
+                    right += 1;
                 }
-                _ => r.missed += 1,
+                if let Verdict::Answer(got) = &c.verdict {
+                    assert_eq!(got, want, "wrong answer for {text:?}: {c:?}");
+                }
             }
         }
-        for &(text, lang) in OUT_OF_SCOPE {
-            let c = m.classify(text, hint.then_some(lang));
-            r.oos_scores.push(c.ranked.first().map_or(0.0, |c| c.score));
-            match c.verdict {
-                Verdict::Answer(_) => r.oos_answered += 1,
-                Verdict::Ambiguous(_) => r.oos_suggested += 1,
-                Verdict::Unknown => {}
-            }
-        }
-        r
+        // 64 of 65 at the time of writing, with and without the hint.
+        assert!(
+            right >= 2 * (IN_SCOPE.len() - 3),
+            "{right} of {}",
+            2 * IN_SCOPE.len()
+        );
     }
 
-    /// Prints the quality of parameter variants on the fixture set; run with
-    /// `cargo test --release tuning_report -- --ignored --nocapture`.
+    #[test]
+    fn spanish_question_without_that_example() {
+        // The exact example is removed, so this is a real generalisation.
+        let mut set = intents();
+        for intent in &mut set {
+            intent.examples.retain(|e| e.text != "¿A qué hora abren?");
+        }
+        let m = Matcher::build(set, MatcherConfig::default());
+        for hint in [None, Some("es")] {
+            let c = m.classify("¿A qué hora abren?", hint);
+            // Scores ~0.45, right at the answer threshold: answered or offered.
+            assert_eq!(top(&c), Some("opening_hours"), "{c:?}");
+            assert!(match &c.verdict {
+                Verdict::Answer(id) => id == "opening_hours",
+                Verdict::Ambiguous(ids) => ids[0] == "opening_hours",
+                Verdict::Unknown => false,
+            });
+            assert!(c.ranked[1].score < 0.1, "{c:?}");
+            assert_eq!(c.evidence_language.as_deref(), Some("es"));
+        }
+    }
+
+    #[test]
+    fn nonsense_and_out_of_scope_are_not_answered() {
+        let m = matcher();
+        for text in ["purple elephant banana", "asdkjh qwe", "zzzzzzz", "1234567"] {
+            let c = m.classify(text, None);
+            assert_eq!(c.verdict, Verdict::Unknown, "{text:?}: {c:?}");
+            assert_eq!(c.evidence_language, None);
+        }
+        let mut unknown = 0;
+        for &(text, lang) in OUT_OF_SCOPE {
+            for hint in [None, Some(lang)] {
+                let c = m.classify(text, hint);
+                check_invariants(&c, &m);
+                assert!(!matches!(c.verdict, Verdict::Answer(_)), "{text:?}: {c:?}");
+                if c.verdict == Verdict::Unknown {
+                    unknown += 1;
+                }
+            }
+        }
+        // All but "can I order by phone" (suggests order_status) at the time of writing.
+        assert!(unknown >= 2 * OUT_OF_SCOPE.len() - 4, "{unknown}");
+    }
+
+    #[test]
+    fn empty_input_is_unknown() {
+        let m = matcher();
+        for text in ["", "   ", "\n\t", "?!?", "¿¡...!?", "👍🙂", "\u{0}\u{1}"] {
+            let c = m.classify(text, None);
+            assert_eq!(c.verdict, Verdict::Unknown, "{text:?}");
+            assert!(c.ranked.is_empty(), "{text:?}");
+            assert_eq!(c.evidence_language, None);
+        }
+    }
+
+    #[test]
+    fn regex_patterns_force_their_intent() {
+        let mut set = intents();
+        for (id, pattern) in [
+            ("human", r"(?i)\b(agent|operator)\b"),
+            ("order_status", r"\b[A-Z]{2}\d{6}\b"),
+            ("greeting", "^👋$"),
+        ] {
+            let regex = Regex::new(pattern).unwrap();
+            set.iter_mut()
+                .filter(|i| i.id == id)
+                .for_each(|i| i.patterns.push(regex.clone()));
+        }
+        let m = Matcher::build(set, MatcherConfig::default());
+
+        // The model alone would pick something else.
+        let c = m.classify("what time do you open, operator?", None);
+        assert_eq!(c.verdict, Verdict::Answer("human".into()));
+        assert_eq!(
+            c.ranked[0],
+            Candidate {
+                intent: "human".into(),
+                score: 1.0
+            }
+        );
+        check_invariants(&c, &m);
+
+        let c = m.classify("AB123456", None);
+        assert_eq!(c.verdict, Verdict::Answer("order_status".into()));
+
+        // Patterns of two intents: ambiguous between them, both at 1.0.
+        let c = m.classify("agent AB123456", None);
+        assert!(
+            matches!(&c.verdict, Verdict::Ambiguous(ids) if ids.len() == 2
+            && ids.contains(&"human".to_owned()) && ids.contains(&"order_status".to_owned()))
+        );
+        assert_eq!(c.ranked[0].score, 1.0);
+        assert_eq!(c.ranked[1].score, 1.0);
+        check_invariants(&c, &m);
+
+        // A pattern sees the raw text, so a symbol-only message can match.
+        let c = m.classify("👋", None);
+        assert_eq!(c.verdict, Verdict::Answer("greeting".into()));
+        assert_eq!(c.evidence_language, None);
+        assert!(m.classify("👍", None).ranked.is_empty());
+
+        // Patterns also see the normalised text.
+        let mut accented = intents();
+        accented[0].patterns.push(Regex::new("^horario$").unwrap());
+        let m = Matcher::build(accented, MatcherConfig::default());
+        assert_eq!(
+            m.classify("¡HORARIO!", None).verdict,
+            Verdict::Answer("opening_hours".into())
+        );
+    }
+
+    #[test]
+    fn pattern_only_intent() {
+        let m = Matcher::build(
+            vec![
+                intent("ping", &[], &["^/ping$"]),
+                intent("hours", &[("en", "opening hours")], &[]),
+            ],
+            MatcherConfig::default(),
+        );
+        assert_eq!(
+            m.classify("/ping", None).verdict,
+            Verdict::Answer("ping".into())
+        );
+        assert_eq!(
+            m.classify("opening hours", None).verdict,
+            Verdict::Answer("hours".into())
+        );
+        assert_eq!(m.classify("ping", None).verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn deterministic() {
+        let a = matcher();
+        let b = matcher();
+        let queries: Vec<&str> = IN_SCOPE
+            .iter()
+            .map(|q| q.0)
+            .chain(OUT_OF_SCOPE.iter().map(|q| q.0))
+            .collect();
+        for q in queries {
+            let first = a.classify(q, None);
+            assert_eq!(first, a.classify(q, None));
+            assert_eq!(first, b.classify(q, None), "two builds agree on {q:?}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_language_hint_costs_nothing() {
+        let m = matcher();
+        for intent in intents() {
+            for e in &intent.examples {
+                for hint in ["en", "es", "it", "fr"] {
+                    let c = m.classify(&e.text, Some(hint));
+                    assert_eq!(
+                        c.verdict,
+                        Verdict::Answer(intent.id.clone()),
+                        "{:?} {hint}",
+                        e.text
+                    );
+                    assert_eq!(c.ranked, m.classify(&e.text, None).ranked);
+                }
+            }
+        }
+        for &(text, _, _) in IN_SCOPE {
+            assert_eq!(
+                m.classify(text, Some("it")).ranked,
+                m.classify(text, None).ranked
+            );
+        }
+    }
+
+    #[test]
+    fn language_hint() {
+        let m = matcher();
+        let c = m.classify("cuanto cuesta el envio", Some("es"));
+        assert_eq!(c.verdict, Verdict::Answer("shipping_cost".into()));
+        assert_eq!(c.evidence_language.as_deref(), Some("es"));
+        // A wrong or unknown hint degrades gracefully.
+        for hint in ["it", "fr", "", "EN-gb"] {
+            let c = m.classify("how much does shipping cost", Some(hint));
+            assert_eq!(top(&c), Some("shipping_cost"), "{hint:?}: {c:?}");
+        }
+        let c = m.classify("What time do you open?", None);
+        assert_eq!(c.evidence_language.as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn verdict_rules() {
+        let ids = ["a", "b", "c", "d"];
+        let m = Matcher::build(
+            ids.iter().map(|id| intent(id, &[], &[])).collect(),
+            MatcherConfig {
+                answer_threshold: 0.5,
+                suggest_threshold: 0.3,
+                ambiguity_margin: 0.08,
+            },
+        );
+        let v = |scores: [f32; 4]| {
+            let mut order: Vec<usize> = (0..4).filter(|&i| scores[i] > 0.0).collect();
+            order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]));
+            m.verdict(&order, &[], |i| scores[i])
+        };
+        let amb = |v: &[&str]| Verdict::Ambiguous(v.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(v([0.9, 0.2, 0.1, 0.0]), Verdict::Answer("a".into()));
+        assert_eq!(v([0.6, 0.55, 0.1, 0.0]), amb(&["a", "b"]));
+        assert_eq!(v([0.6, 0.55, 0.54, 0.53]), amb(&["a", "b", "c"]));
+        assert_eq!(v([0.6, 0.51, 0.1, 0.0]), Verdict::Answer("a".into()));
+        assert_eq!(v([0.4, 0.1, 0.0, 0.0]), amb(&["a"]));
+        assert_eq!(v([0.4, 0.3, 0.1, 0.0]), amb(&["a", "b"]));
+        assert_eq!(v([0.4, 0.2, 0.1, 0.0]), amb(&["a"]));
+        assert_eq!(v([0.29, 0.28, 0.0, 0.0]), Verdict::Unknown);
+        assert_eq!(v([0.0, 0.0, 0.0, 0.0]), Verdict::Unknown);
+    }
+
+    #[test]
+    fn duplicate_ids_merge_and_empty_examples_are_skipped() {
+        let m = Matcher::build(
+            vec![
+                intent("hours", &[("en", "opening hours")], &[]),
+                intent(
+                    "where",
+                    &[("en", "where are you"), ("en", "?!"), ("en", "")],
+                    &[],
+                ),
+                intent("hours", &[("es", "horario")], &[]),
+            ],
+            MatcherConfig::default(),
+        );
+        assert_eq!(m.intent_ids().collect::<Vec<_>>(), ["hours", "where"]);
+        assert_eq!(
+            m.classify("horario", None).verdict,
+            Verdict::Answer("hours".into())
+        );
+        assert_eq!(
+            m.classify("where are you", None).verdict,
+            Verdict::Answer("where".into())
+        );
+    }
+
+    #[test]
+    fn empty_matcher() {
+        let m = Matcher::build(Vec::new(), MatcherConfig::default());
+        assert_eq!(m.intent_ids().count(), 0);
+        let c = m.classify("hello", None);
+        assert_eq!(c.verdict, Verdict::Unknown);
+        assert!(c.ranked.is_empty());
+    }
+
+    #[test]
+    fn config_defaults_validation_and_serde() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, MapDeserializer};
+
+        let d = MatcherConfig::default();
+        assert_eq!(d.validate(), Ok(()));
+        assert_eq!(matcher().config(), &d);
+
+        let parse = |pairs: Vec<(&'static str, f32)>| {
+            let de = MapDeserializer::<_, Error>::new(
+                pairs.into_iter().map(|(k, v)| (k, v.into_deserializer())),
+            );
+            MatcherConfig::deserialize(de)
+        };
+        let partial = parse(vec![("answer_threshold", 0.7)]);
+        assert_eq!(
+            partial.ok(),
+            Some(MatcherConfig {
+                answer_threshold: 0.7,
+                ..d
+            })
+        );
+        assert!(
+            parse(vec![("answer_treshold", 0.7)]).is_err(),
+            "unknown fields are rejected"
+        );
+        assert_eq!(parse(vec![]).ok(), Some(d));
+
+        let bad = MatcherConfig {
+            suggest_threshold: 0.8,
+            answer_threshold: 0.5,
+            ..d
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::SuggestAboveAnswer { .. })
+        ));
+        let nan = MatcherConfig {
+            ambiguity_margin: f32::NAN,
+            ..d
+        };
+        assert!(matches!(
+            nan.validate(),
+            Err(ConfigError::OutOfRange { .. })
+        ));
+        // Odd configurations do not break classification.
+        let m = Matcher::build(intents(), nan);
+        check_invariants(&m.classify("where is my order", None), &m);
+    }
+
+    #[test]
+    fn short_keys_never_collide() {
+        // Keys of up to 8 bytes hash differently (every step is a bijection);
+        // check it on all keys of 1 to 4 characters over a small alphabet.
+        let alphabet = ['c', ' ', 'a', 'o', 'é', 'ñ', '\0'];
+        let mut keys: std::collections::BTreeSet<String> = Default::default();
+        let mut frontier = vec![String::new()];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for prefix in &frontier {
+                for c in alphabet {
+                    let mut key = prefix.clone();
+                    key.push(c);
+                    keys.insert(key.clone());
+                    next.push(key);
+                }
+            }
+            frontier = next;
+        }
+        let hashes: std::collections::BTreeSet<u64> = keys.iter().map(|k| key_hash(k)).collect();
+        assert_eq!(hashes.len(), keys.len());
+        // A pair that collided under FxHash (a difference in a chunk's top
+        // byte and one in the next chunk cancelled out).
+        assert_ne!(key_hash("bnepli my"), key_hash("bnepli el"));
+    }
+
+    #[test]
+    fn send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Matcher>();
+        check::<Classification>();
+    }
+
+    #[test]
+    fn huge_and_noisy_input() {
+        let m = matcher();
+        let unit = "¿Dónde está mi pedido? Where is my order? ";
+        let big = unit.repeat(100 * 1024 / unit.len() + 1);
+        let c = m.classify(&big, None);
+        check_invariants(&c, &m);
+        assert_eq!(top(&c), Some("order_status"));
+
+        let one_token = "x".repeat(100 * 1024);
+        check_invariants(&m.classify(&one_token, None), &m);
+
+        let noise: String = (0_u32..5000)
+            .filter_map(|i| char::from_u32((i * 7919) % 0x3000))
+            .collect();
+        check_invariants(&m.classify(&noise, None), &m);
+        let controls: String = (0_u8..32).map(char::from).collect::<String>().repeat(100);
+        let c = m.classify(&controls, Some("es"));
+        assert!(c.ranked.is_empty());
+        check_invariants(
+            &m.classify("\u{0}where\u{0}is\u{0}my\u{0}order\u{0}", None),
+            &m,
+        );
+    }
+
+    /// Deterministic fuzzing: 2000 strings of random Unicode scalar values,
+    /// with and without a language hint.
+    #[test]
+    fn fuzz_random_unicode() {
+        let mut set = intents();
+        set[0].patterns.push(Regex::new(r"(?i)open").unwrap());
+        let m = Matcher::build(set, MatcherConfig::default());
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            // Knuth's MMIX LCG.
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as u32
+        };
+        let hints = [None, Some("en"), Some("es"), Some("it"), Some("xx")];
+        for round in 0..2000 {
+            let len = next() % 40;
+            let mut s = String::new();
+            for _ in 0..len {
+                let r = next();
+                // Mostly low code points (Latin, combining marks, punctuation),
+                // sometimes anywhere.
+                let cp = match r % 4 {
+                    0 => r % 0x80,
+                    1 => r % 0x800,
+                    2 => r % 0x3_0000,
+                    _ => r % 0x11_0000,
+                };
+                if let Some(c) = char::from_u32(cp) {
+                    s.push(c);
+                }
+            }
+            let c = m.classify(&s, hints[round % hints.len()]);
+            check_invariants(&c, &m);
+            let _ = super::super::lang::detect(&s, &["en".into(), "es".into(), "it".into()]);
+        }
+    }
+
+    /// Synthetic intents: `n_intents` × `per_intent` examples in en/es/it.
+    /// Each example is a real fixture sentence (for realistic word and
+    /// n-gram statistics) in which one or two words are replaced by topic
+    /// words of the intent (pseudo-words); queries are made the same way from
+    /// other sentences. With `dense`, sentences are made only of pseudo-words
+    /// from 20 syllables instead: far more shared n-grams, a worst case.
+    fn synthetic(
+        n_intents: usize,
+        per_intent: usize,
+        dense: bool,
+    ) -> (Vec<TrainingIntent>, Vec<(String, String)>) {
+        let mut state: u64 = 42;
+        let mut next = move |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 33) as usize) % n.max(1)
+        };
+        const SYL: &[&str] = &[
+            "ka", "lo", "me", "ri", "sa", "tu", "ven", "dor", "pli", "qua", "zen", "bri", "mon",
+            "ste", "gra", "fi", "cho", "ne", "ra", "pe",
+        ];
+        let word = |next: &mut dyn FnMut(usize) -> usize, syllables: usize| {
+            (0..2 + next(3))
+                .map(|_| SYL[next(syllables)])
+                .collect::<String>()
+        };
+        let carriers: Vec<(String, String)> = intents()
+            .into_iter()
+            .flat_map(|i| i.examples)
+            .map(|e| (e.language, e.text))
+            .collect();
+        let filler: Vec<String> = (0..300).map(|_| word(&mut next, SYL.len())).collect();
+        let stop = [
+            "the", "a", "de", "la", "il", "my", "el", "di", "you", "que", "che", "is",
+        ];
+        let langs = ["en", "es", "it"];
+        let topics: Vec<Vec<String>> = (0..n_intents)
+            .map(|_| (0..6).map(|_| word(&mut next, SYL.len())).collect())
+            .collect();
+        let sentence = |topic: &[String], next: &mut dyn FnMut(usize) -> usize| {
+            if dense {
+                let text = (0..3 + next(8))
+                    .map(|_| match next(10) {
+                        0..=3 => topic[next(topic.len())].clone(),
+                        4..=6 => filler[next(filler.len())].clone(),
+                        _ => stop[next(stop.len())].to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return (langs[next(3)].to_owned(), text);
+            }
+            let (lang, text) = &carriers[next(carriers.len())];
+            let mut words: Vec<String> = text.split(' ').map(str::to_owned).collect();
+            for _ in 0..1 + next(2) {
+                let at = next(words.len());
+                words[at] = topic[next(topic.len())].clone();
+            }
+            (lang.clone(), words.join(" "))
+        };
+        let intents = topics
+            .iter()
+            .enumerate()
+            .map(|(i, topic)| TrainingIntent {
+                id: format!("intent_{i}"),
+                examples: (0..per_intent)
+                    .map(|_| {
+                        let (language, text) = sentence(topic, &mut next);
+                        Example { language, text }
+                    })
+                    .collect(),
+                patterns: Vec::new(),
+            })
+            .collect();
+        let queries = (0..1000)
+            .map(|q| sentence(&topics[q % n_intents], &mut next))
+            .collect();
+        (intents, queries)
+    }
+
+    /// Build and query timings on 80 intents × 100 examples; run with
+    /// `cargo test --release perf_report -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn perf_report() {
+        use std::time::Instant;
+        for dense in [false, true] {
+            let (intents, queries) = synthetic(80, 100, dense);
+            let examples: usize = intents.iter().map(|i| i.examples.len()).sum();
+            let t = Instant::now();
+            let m = Matcher::build(intents.clone(), MatcherConfig::default());
+            let build = t.elapsed();
+            println!(
+                "{}: build {} intents, {examples} examples, {} features: {build:?}",
+                if dense {
+                    "dense pseudo-words"
+                } else {
+                    "fixture sentences"
+                },
+                m.intents.len(),
+                m.kinds.len()
+            );
+            for hinted in [false, true] {
+                let t = Instant::now();
+                let mut right = 0;
+                for (q, (lang, text)) in queries.iter().enumerate() {
+                    let c = m.classify(text, hinted.then_some(lang.as_str()));
+                    if top(&c) == Some(format!("intent_{}", q % 80).as_str()) {
+                        right += 1;
+                    }
+                }
+                let per = t.elapsed() / queries.len() as u32;
+                println!(
+                    "  classify (language given: {hinted}): {per:?} per query, top-1 {right}/1000"
+                );
+            }
+            let mut touched = 0;
+            for (lang, text) in &queries {
+                let normalized = normalize(text);
+                let q = m.vectorize(&m.prepare(&normalized), lang);
+                for index in &m.indexes {
+                    for &(id, _) in &q {
+                        let id = id as usize;
+                        touched += (index.offsets[id + 1] - index.offsets[id]) as usize;
+                    }
+                }
+            }
+            println!("  postings touched per query: {}", touched / queries.len());
+        }
+        let (intents, queries) = synthetic(80, 100, false);
+        let m = Matcher::build(intents, MatcherConfig::default());
+        let n = queries.len() as u32;
+        let t = Instant::now();
+        let normalized: Vec<String> = queries.iter().map(|(_, q)| normalize(q)).collect();
+        println!("  normalize: {:?}", t.elapsed() / n);
+        let t = Instant::now();
+        let vectors: Vec<Vec<Sparse>> = normalized
+            .iter()
+            .map(|q| {
+                let prepared = m.prepare(q);
+                m.indexes
+                    .iter()
+                    .map(|i| m.vectorize(&prepared, &i.lang))
+                    .collect()
+            })
+            .collect();
+        println!("  vectorize x{}: {:?}", m.indexes.len(), t.elapsed() / n);
+        let t = Instant::now();
+        let mut acc = Vec::new();
+        for v in &vectors {
+            let mut best = vec![(0.0, None); m.intents.len()];
+            for (li, index) in m.indexes.iter().enumerate() {
+                m.score_index(index, li, &v[li], &mut acc, &mut best);
+            }
+        }
+        println!("  score: {:?}", t.elapsed() / n);
+        let big = "¿Dónde está mi pedido? Where is my order? ".repeat(2500);
+        let t = Instant::now();
+        let _ = m.classify(&big, None);
+        println!("one {}-byte query: {:?}", big.len(), t.elapsed());
+    }
+
+    /// The data the reports evaluate on: intents, held-out in-scope queries
+    /// (text, language, intent) and out-of-scope queries (text, language).
+    struct EvalData {
+        intents: Vec<TrainingIntent>,
+        held_out: Vec<(String, String, String)>,
+        out_of_scope: Vec<(String, String)>,
+    }
+
+    /// The fixture set, or, when the environment variable `NLU_EVAL_TSV` names
+    /// a file of `intent<TAB>language<TAB>text` lines, that set (with the
+    /// general out-of-scope queries and no held-out queries).
+    fn eval_data() -> EvalData {
+        let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(t, l)| ((*t).to_owned(), (*l).to_owned()))
+                .collect()
+        };
+        if let Some(path) = std::env::var_os("NLU_EVAL_TSV") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let mut intents: Vec<TrainingIntent> = Vec::new();
+            for line in text.lines() {
+                let mut fields = line.splitn(3, '\t');
+                let (Some(id), Some(lang), Some(example)) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
+                };
+                if lang.starts_with('#') {
+                    continue;
+                }
+                let example = Example {
+                    language: lang.to_owned(),
+                    text: example.to_owned(),
+                };
+                match intents.iter_mut().find(|i| i.id == id) {
+                    Some(i) => i.examples.push(example),
+                    None => intents.push(TrainingIntent {
+                        id: id.to_owned(),
+                        examples: vec![example],
+                        patterns: Vec::new(),
+                    }),
+                }
+            }
+            return EvalData {
+                intents,
+                held_out: Vec::new(),
+                out_of_scope: owned(GENERAL_OUT_OF_SCOPE),
+            };
+        }
+        EvalData {
+            intents: intents(),
+            held_out: IN_SCOPE
+                .iter()
+                .map(|(t, l, i)| ((*t).to_owned(), (*l).to_owned(), (*i).to_owned()))
+                .collect(),
+            out_of_scope: owned(OUT_OF_SCOPE),
+        }
+    }
+
+    /// One in-scope query's result: top intent right?, top score, gap to the
+    /// second.
+    type Outcome = (bool, f32, f32);
+
+    fn outcome(m: &Matcher, text: &str, lang: Option<&str>, want: &str) -> Outcome {
+        let c = m.classify(text, lang);
+        let s0 = c.ranked.first().map_or(0.0, |c| c.score);
+        let s1 = c.ranked.get(1).map_or(0.0, |c| c.score);
+        (top(&c) == Some(want), s0, s0 - s1)
+    }
+
+    /// In-scope outcomes of a model: held-out queries (with and without the
+    /// language) and leave-one-out (each example classified by a matcher
+    /// built without it), plus out-of-scope top scores.
+    struct Measured {
+        held_out: Vec<Outcome>,
+        loo: Vec<Outcome>,
+        oos: Vec<f32>,
+        exact_answered: usize,
+        exact: usize,
+    }
+
+    fn measure(data: &EvalData, tuning: Tuning) -> Measured {
+        let config = MatcherConfig::default();
+        let full = Matcher::build_with(data.intents.clone(), config, tuning);
+        let mut held_out = Vec::new();
+        for (text, lang, want) in &data.held_out {
+            held_out.push(outcome(&full, text, None, want));
+            held_out.push(outcome(&full, text, Some(lang), want));
+        }
+        let mut loo = Vec::new();
+        let (mut exact, mut exact_answered) = (0, 0);
+        for (i, intent) in data.intents.iter().enumerate() {
+            for (j, example) in intent.examples.iter().enumerate() {
+                let mut rest = data.intents.clone();
+                rest[i].examples.remove(j);
+                let m = Matcher::build_with(rest, config, tuning);
+                loo.push(outcome(&m, &example.text, None, &intent.id));
+                exact += 1;
+                if full.classify(&example.text, None).verdict == Verdict::Answer(intent.id.clone())
+                {
+                    exact_answered += 1;
+                }
+            }
+        }
+        let mut oos: Vec<f32> = data
+            .out_of_scope
+            .iter()
+            .map(|(t, _)| {
+                full.classify(t, None)
+                    .ranked
+                    .first()
+                    .map_or(0.0, |c| c.score)
+            })
+            .collect();
+        oos.sort_by(f32::total_cmp);
+        Measured {
+            held_out,
+            loo,
+            oos,
+            exact_answered,
+            exact,
+        }
+    }
+
+    /// "right/wrong answers, suggestions, unknown" of outcomes under thresholds.
+    fn tally(set: &[Outcome], answer: f32, suggest: f32, margin: f32) -> String {
+        let (mut right, mut wrong, mut suggested) = (0, 0, 0);
+        for &(ok, s, gap) in set {
+            if s >= answer && gap > margin {
+                if ok { right += 1 } else { wrong += 1 }
+            } else if s >= suggest {
+                suggested += 1;
+            }
+        }
+        let unknown = set.len() - right - wrong - suggested;
+        format!("answer {right:3}+{wrong:2}x suggest {suggested:3} unknown {unknown:3}")
+    }
+
+    /// Prints the quality of model variants; run with
+    /// `cargo test --release tuning_report -- --ignored --nocapture`
+    /// (and `NLU_EVAL_TSV=file` to use another intent set).
     #[test]
     #[ignore]
     fn tuning_report() {
-        let mut variants: Vec<(String, Tuning)> = Vec::new();
         let base = Tuning::default();
-        variants.push(("default".into(), base));
+        let mut variants: Vec<(String, Tuning)> = vec![("default".into(), base)];
         for group in [
-            [0.5, 0.0, 0.5],
             [0.35, 0.15, 0.5],
-            [0.25, 0.15, 0.6],
-            [0.45, 0.15, 0.4],
+            [0.3, 0.1, 0.6],
+            [0.5, 0.0, 0.5],
             [0.0, 0.0, 1.0],
             [0.7, 0.3, 0.0],
-            [0.3, 0.1, 0.6],
         ] {
             variants.push((format!("group {group:?}"), Tuning { group, ..base }));
         }
         for alpha in [0.0, 0.3, 0.5, 0.7, 1.0] {
             variants.push((format!("alpha {alpha}"), Tuning { alpha, ..base }));
         }
-        for (lo, hi) in [(3, 3), (2, 4), (3, 4), (3, 5), (4, 5)] {
+        for near_power in [0, 3] {
             variants.push((
-                format!("ngram {lo}-{hi}"),
+                format!("near_power {near_power}"),
+                Tuning { near_power, ..base },
+            ));
+        }
+        for (ngram_min, ngram_max) in [(3, 3), (2, 4), (3, 4), (4, 5)] {
+            variants.push((
+                format!("ngram {ngram_min}-{ngram_max}"),
                 Tuning {
-                    ngram_min: lo,
-                    ngram_max: hi,
+                    ngram_min,
+                    ngram_max,
                     ..base
                 },
             ));
         }
-        for stop in [0.0, 0.1, 0.3, 0.6, 1.0] {
+        for stop in [0.0, 0.6, 1.0] {
             variants.push((format!("stop {stop}"), Tuning { stop, ..base }));
         }
-        let loo_sets = leave_one_out_sets();
-        let n_in = IN_SCOPE.len();
-        let n_oos = OUT_OF_SCOPE.len();
-        println!("{} in-scope, {} out-of-scope queries", n_in, n_oos);
+        let data = eval_data();
+        let c = MatcherConfig::default();
+        println!(
+            "{} intents; thresholds {c:?}; tallies: answered right+wrong, suggested, unknown",
+            data.intents.len()
+        );
         for (name, tuning) in variants {
-            let (loo_ok, loo_n, loo_mean) = leave_one_out(&loo_sets, tuning);
-            println!("{name:24} leave-one-out top1 {loo_ok}/{loo_n} mean top score {loo_mean:.3}");
-            let m = Matcher::build_with(intents(), MatcherConfig::default(), tuning);
-            for hint in [false, true] {
-                let r = evaluate(&m, hint);
-                let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
-                let mut ins = r.in_scores.clone();
-                ins.sort_by(f32::total_cmp);
-                let mut oos = r.oos_scores.clone();
-                oos.sort_by(f32::total_cmp);
-                println!(
-                    "{name:24} hint={hint:5} top1={:2}/{n_in} answer ok={:2} wrong={} suggest ok={:2} missed={:2} | oos answer={} suggest={} | in mean {:.3} p10 {:.3} min {:.3} | oos mean {:.3} p90 {:.3} max {:.3}",
-                    r.top1,
-                    r.answered_right,
-                    r.answered_wrong,
-                    r.suggested_right,
-                    r.missed,
-                    r.oos_answered,
-                    r.oos_suggested,
-                    mean(&ins),
-                    ins[ins.len() / 10],
-                    ins[0],
-                    mean(&oos),
-                    oos[oos.len() * 9 / 10],
-                    oos[oos.len() - 1],
-                );
-            }
+            let m = measure(&data, tuning);
+            let top1 = |set: &[Outcome]| set.iter().filter(|o| o.0).count();
+            let mean =
+                |set: &[Outcome]| set.iter().map(|o| o.1).sum::<f32>() / set.len().max(1) as f32;
+            println!(
+                "{name:20} loo top1 {}/{} mean {:.3} [{}] | held-out top1 {}/{} mean {:.3} [{}] | exact answered {}/{} | oos p90 {:.3} max {:.3}",
+                top1(&m.loo),
+                m.loo.len(),
+                mean(&m.loo),
+                tally(
+                    &m.loo,
+                    c.answer_threshold,
+                    c.suggest_threshold,
+                    c.ambiguity_margin
+                ),
+                top1(&m.held_out),
+                m.held_out.len(),
+                mean(&m.held_out),
+                tally(
+                    &m.held_out,
+                    c.answer_threshold,
+                    c.suggest_threshold,
+                    c.ambiguity_margin
+                ),
+                m.exact_answered,
+                m.exact,
+                m.oos.get(m.oos.len() * 9 / 10).copied().unwrap_or(0.0),
+                m.oos.last().copied().unwrap_or(0.0),
+            );
         }
-    }
-
-    /// For every fixture example: the intents without it, the held-out text and
-    /// its intent.
-    fn leave_one_out_sets() -> Vec<(Vec<TrainingIntent>, String, String)> {
-        let all = intents();
-        let mut sets = Vec::new();
-        for (i, intent) in all.iter().enumerate() {
-            for j in 0..intent.examples.len() {
-                let mut rest = all.clone();
-                let held = rest[i].examples.remove(j);
-                sets.push((rest, held.text, intent.id.clone()));
-            }
-        }
-        sets
-    }
-
-    /// Leave-one-out top-1 hits, count and mean top score.
-    fn leave_one_out(
-        sets: &[(Vec<TrainingIntent>, String, String)],
-        tuning: Tuning,
-    ) -> (usize, usize, f32) {
-        let mut ok = 0;
-        let mut sum = 0.0;
-        for (rest, text, want) in sets {
-            let m = Matcher::build_with(rest.clone(), MatcherConfig::default(), tuning);
-            let c = m.classify(text, None);
-            if top(&c) == Some(want.as_str()) {
-                ok += 1;
-            } else if std::env::var_os("NLU_SHOW_LOO").is_some() {
-                println!("LOO miss {text:50} want {want:16} got {:?}", c.ranked.iter().take(2).map(|c| format!("{}:{:.3}", c.intent, c.score)).collect::<Vec<_>>());
-            }
-            sum += c.ranked.first().map_or(0.0, |c| c.score);
-        }
-        (ok, sets.len(), sum / sets.len() as f32)
     }
 
     /// Prints, for the default model, how the outcomes change with the
-    /// thresholds: held-out and leave-one-out queries (right answers, wrong
-    /// answers, right suggestions) against out-of-scope queries.
+    /// thresholds; run like `tuning_report`.
     #[test]
     #[ignore]
     fn threshold_report() {
-        let sets = leave_one_out_sets();
-        // (top intent right?, top score, margin to second) per in-scope query.
-        let mut inside: Vec<(bool, f32, f32)> = Vec::new();
-        let full = matcher();
-        let mut push = |m: &Matcher, text: &str, want: &str, out: &mut Vec<(bool, f32, f32)>| {
-            let c = m.classify(text, None);
-            let s0 = c.ranked.first().map_or(0.0, |c| c.score);
-            let s1 = c.ranked.get(1).map_or(0.0, |c| c.score);
-            out.push((top(&c) == Some(want), s0, s0 - s1));
-        };
-        for &(text, _, want) in IN_SCOPE {
-            push(&full, text, want, &mut inside);
-        }
-        for (rest, text, want) in &sets {
-            let m = Matcher::build(rest.clone(), MatcherConfig::default());
-            push(&m, text, want, &mut inside);
-        }
-        let oos: Vec<f32> = OUT_OF_SCOPE
-            .iter()
-            .map(|(t, _)| full.classify(t, None).ranked.first().map_or(0.0, |c| c.score))
-            .collect();
-        println!("{} in-scope (held-out + leave-one-out), {} out-of-scope", inside.len(), oos.len());
-        for answer in [0.35, 0.4, 0.45, 0.5, 0.55, 0.6] {
-            for suggest in [0.2, 0.25, 0.3, 0.35] {
-                for margin in [0.05, 0.08, 0.12] {
-                    let mut right = 0;
-                    let mut wrong = 0;
-                    let mut suggested = 0;
-                    for &(ok, s, gap) in &inside {
-                        if s >= answer && gap > margin {
-                            if ok { right += 1 } else { wrong += 1 }
-                        } else if s >= suggest {
-                            suggested += 1;
-                        }
-                    }
-                    let oos_answer = oos.iter().filter(|&&s| s >= answer).count();
-                    let oos_suggest = oos.iter().filter(|&&s| s >= suggest && s < answer).count();
+        let data = eval_data();
+        let m = measure(&data, Tuning::default());
+        println!("out-of-scope top scores: {:.3?}", m.oos);
+        println!(
+            "{} held-out outcomes, {} leave-one-out, {} out-of-scope",
+            m.held_out.len(),
+            m.loo.len(),
+            m.oos.len()
+        );
+        for answer in [0.4, 0.45, 0.5, 0.55] {
+            for suggest in [0.2, 0.25, 0.3] {
+                for margin in [0.05, 0.08, 0.1] {
+                    let oos_answer = m.oos.iter().filter(|&&s| s >= answer).count();
+                    let oos_suggest = m
+                        .oos
+                        .iter()
+                        .filter(|&&s| s >= suggest && s < answer)
+                        .count();
                     println!(
-                        "answer {answer:.2} suggest {suggest:.2} margin {margin:.2}: answered right {right:3} wrong {wrong:2}, suggested {suggested:3}, unknown {:3} | oos answered {oos_answer} suggested {oos_suggest}",
-                        inside.len() - right - wrong - suggested
+                        "answer {answer:.2} suggest {suggest:.2} margin {margin:.2}: held-out {} | loo {} | oos answered {oos_answer} suggested {oos_suggest}",
+                        tally(&m.held_out, answer, suggest, margin),
+                        tally(&m.loo, answer, suggest, margin),
                     );
                 }
             }

@@ -1,9 +1,9 @@
 //! Natural-language understanding: from a customer's message to ranked
 //! intents.
 //!
-//! - [`normalize`]: Unicode, case and accent folding, tokens.
-//! - [`stem`]: Snowball stemmers (en/es/it) and stop words.
-//! - [`lang`]: language detection restricted to the bot's languages.
+//! - [`normalize`](mod@normalize): Unicode, case and accent folding, tokens.
+//! - [`stem`](mod@stem): Snowball stemmers (en/es/it) and stop words.
+//! - [`lang`](mod@lang): language detection restricted to the bot's languages.
 //! - [`matcher`]: the TF-IDF intent matcher ([`Matcher`]).
 //!
 //! ```

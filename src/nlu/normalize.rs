@@ -26,6 +26,33 @@ use unicode_normalization::char::is_combining_mark;
 ///
 /// Letters of every script are kept (Cyrillic, Greek, CJK, …). Never panics.
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        normalize_ascii(text)
+    } else {
+        normalize_unicode(text)
+    }
+}
+
+/// [`normalize`] for ASCII text, where the Unicode steps are the identity.
+fn normalize_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+/// [`normalize`] for any text.
+fn normalize_unicode(text: &str) -> String {
     // Steps 1 and 2.
     let mut lowered = String::with_capacity(text.len());
     for c in text.nfkc() {
@@ -235,6 +262,26 @@ mod tests {
 
         let one_word = "a".repeat(100 * 1024);
         assert_eq!(normalize(&one_word), one_word);
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees() {
+        // Every ASCII character alone and in context, and some sentences.
+        for b in 0_u8..128 {
+            let c = char::from(b);
+            for s in [c.to_string(), format!("a{c}b"), format!(" {c}{c} x")] {
+                assert_eq!(normalize_ascii(&s), normalize_unicode(&s), "{s:?}");
+            }
+        }
+        for s in [
+            "What's your ADDRESS?!",
+            "  order #123-45 ",
+            "a\tb\r\nc",
+            "",
+            "   ",
+        ] {
+            assert_eq!(normalize_ascii(s), normalize_unicode(s), "{s:?}");
+        }
     }
 
     #[test]

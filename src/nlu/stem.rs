@@ -3,7 +3,7 @@
 //! English, Spanish and Italian use the Snowball stemmers from
 //! `rust-stemmers`; every other language is left as it is (identity).
 //!
-//! Words are stemmed *after* accent folding (see [`super::normalize`]). That
+//! Words are stemmed *after* accent folding (see [`normalize`](super::normalize::normalize)). That
 //! way a customer who types `devolucion` and an example that says `devolución`
 //! get the same stem. The Snowball rules mostly work on folded words; the one
 //! loss measured on a Spanish word list is the `-ción` suffix, which the
@@ -76,10 +76,15 @@ impl Stemmers {
     }
 
     /// Stems one normalised (lower-cased, accent-folded) word in language
-    /// `lang`. Unknown languages and very long words are returned unchanged.
-    /// The result is accent-folded as well.
+    /// `lang`. Unknown languages, very long words and words that are not
+    /// ASCII after folding (other scripts: nothing for these stemmers to do)
+    /// are returned unchanged. The result is accent-folded as well.
+    ///
+    /// The ASCII rule also keeps the stemmers away from multi-byte input:
+    /// `rust-stemmers` 1.2 can panic on some (a known Snowball bug, seen with
+    /// its Greek stemmer).
     pub fn stem<'a>(&self, lang: &str, word: &'a str) -> Cow<'a, str> {
-        if word.len() > MAX_STEM_LEN || word.is_empty() {
+        if word.len() > MAX_STEM_LEN || word.is_empty() || !word.is_ascii() {
             return Cow::Borrowed(word);
         }
         match known(lang) {
@@ -306,6 +311,36 @@ mod tests {
             }
         }
         assert_eq!(st.stem("en", &long).len(), long.len());
+    }
+
+    #[test]
+    fn fuzz_stemmers() {
+        // Random words over ASCII letters, digits and the suffixes the
+        // stemmers look for, plus the restored "-ción": no panic, ASCII out.
+        let st = Stemmers::new();
+        let pieces = [
+            "a", "e", "i", "o", "u", "y", "b", "c", "d", "l", "m", "n", "r", "s", "t", "z", "1",
+            "cion", "mente", "ando", "iendo", "ing", "ed", "ies", "ness", "zione", "ità", "ción",
+        ];
+        let mut state: u64 = 7;
+        for _ in 0..20_000 {
+            let mut word = String::new();
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            for k in 0..(state >> 60) {
+                let r = (state >> (k * 4 % 56)) as usize;
+                word.push_str(pieces[r % pieces.len()]);
+            }
+            for lang in ["en", "es", "it"] {
+                let stem = st.stem(lang, &word);
+                if word.is_ascii() {
+                    assert!(stem.is_ascii(), "{lang} {word:?} → {stem:?}");
+                } else {
+                    assert_eq!(stem, word, "non-ASCII words are not stemmed");
+                }
+            }
+        }
     }
 
     #[test]
