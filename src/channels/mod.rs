@@ -6,7 +6,9 @@
 //! engine and store, and returns when all of them have stopped.
 
 pub mod console;
+pub mod discord;
 pub mod runtime;
+pub mod telegram;
 
 use tokio::task::JoinSet;
 
@@ -47,17 +49,40 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), ChannelError> {
     let _ = (&dispatcher, &shutdown);
-    let tasks: JoinSet<Result<(), ChannelError>> = JoinSet::new();
+    let mut tasks: JoinSet<Result<(), ChannelError>> = JoinSet::new();
     if config.telegram.enabled() {
-        return Err(ChannelError::Misconfigured {
-            channel: "telegram",
-            message: "the Telegram channel is not part of this build yet".into(),
+        let settings = telegram::TelegramSettings::from_config(&config.telegram).map_err(|e| {
+            ChannelError::Misconfigured {
+                channel: "telegram",
+                message: e.to_string(),
+            }
+        })?;
+        let (dispatcher, shutdown) = (dispatcher.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            telegram::run(settings, dispatcher, shutdown)
+                .await
+                .map_err(|e| ChannelError::Failed {
+                    channel: "telegram",
+                    message: e.to_string(),
+                })
         });
     }
     if config.discord.enabled() {
-        return Err(ChannelError::Misconfigured {
-            channel: "discord",
-            message: "the Discord channel is not part of this build yet".into(),
+        discord::Settings::from_config(&config.discord).map_err(|e| {
+            ChannelError::Misconfigured {
+                channel: "discord",
+                message: e.to_string(),
+            }
+        })?;
+        let discord_config = config.discord.clone();
+        let (dispatcher, shutdown) = (dispatcher.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            discord::run(discord_config, dispatcher, shutdown)
+                .await
+                .map_err(|e| ChannelError::Failed {
+                    channel: "discord",
+                    message: e.to_string(),
+                })
         });
     }
     if tasks.is_empty() {
