@@ -603,6 +603,15 @@ impl<'a> Turn<'a> {
                     self.save(s);
                     return Ok(());
                 }
+                // Nothing to read (an empty line, only control characters):
+                // not an answer, and not a reason to drop the question.
+                None if text.is_empty() && attachment.is_none() => {
+                    let mut s = self.session_for_rating(info, &language, conversation)?;
+                    let reply = self.msgs(&s.language).empty.clone();
+                    self.say(&mut s, reply, Vec::new());
+                    self.save(s);
+                    return Ok(());
+                }
                 None => {
                     let mut customer = self.load_customer(info)?;
                     customer.state = DialogueState::Idle;
@@ -1376,11 +1385,26 @@ impl<'a> Turn<'a> {
             }
             match ticket.status {
                 TicketStatus::Resolved => {
-                    if let Some(s) = session.as_mut() {
-                        self.close_conversation(s, ResolvedBy::Staff);
-                        self.ask_rating(s);
-                    } else {
-                        customer.state = DialogueState::Idle;
+                    // A customer whose dialogue is with another open ticket
+                    // (reopened meanwhile) stays with that one.
+                    let busy_elsewhere = match customer.state {
+                        DialogueState::InTicket { ticket: other } if other != number => self
+                            .tx
+                            .ticket(other)?
+                            .is_some_and(|t| t.status != TicketStatus::Resolved),
+                        _ => false,
+                    };
+                    match session.as_mut() {
+                        Some(s) if busy_elsewhere => {
+                            s.conversation.resolved_by = Some(ResolvedBy::Staff);
+                            s.conversation.ended_at = Some(self.now);
+                        }
+                        Some(s) => {
+                            self.close_conversation(s, ResolvedBy::Staff);
+                            self.ask_rating(s);
+                        }
+                        None if busy_elsewhere => {}
+                        None => customer.state = DialogueState::Idle,
                     }
                 }
                 TicketStatus::Open | TicketStatus::Claimed => {
@@ -1554,23 +1578,35 @@ fn clean_text(text: &str) -> String {
         .to_string()
 }
 
-/// At most `max` characters, with a marker when cut.
+/// At most `max` characters, with a marker when cut. Clipping a text that
+/// was clipped before counts the characters cut then too, so the marker
+/// always tells how much of the original is missing.
 pub fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
+    let (body, cut_before) = split_clip_marker(text);
+    match body.char_indices().nth(max) {
         None => text.to_string(),
         Some((cut, _)) => format!(
             "{}… [{} more characters]",
-            &text[..cut],
-            text[cut..].chars().count()
+            &body[..cut],
+            body[cut..].chars().count() + cut_before
         ),
     }
+}
+
+/// A text and the count of its earlier clip marker (0 when it has none).
+fn split_clip_marker(text: &str) -> (&str, usize) {
+    let marked = text
+        .strip_suffix(" more characters]")
+        .and_then(|rest| rest.rsplit_once("… ["))
+        .and_then(|(body, n)| Some((body, n.parse::<usize>().ok()?)));
+    marked.unwrap_or((text, 0))
 }
 
 /// A rating typed as text: "4", " 4 ", "4/5", "4 stars", "⭐4". None when the text is not just a number.
 fn parse_rating(text: &str) -> Option<u8> {
     let t = text
         .trim()
-        .trim_matches(|c: char| c == '⭐' || c == '★' || c.is_whitespace());
+        .trim_matches(|c: char| matches!(c, '⭐' | '★' | '🌟' | '\u{fe0f}') || c.is_whitespace());
     let t = t.split('/').next().unwrap_or(t).trim();
     let t = t
         .strip_suffix("stars")
@@ -1579,7 +1615,15 @@ fn parse_rating(text: &str) -> Option<u8> {
         .or_else(|| t.strip_suffix("stelle"))
         .unwrap_or(t)
         .trim();
-    if t.is_empty() || t.len() > 3 || !t.bytes().all(|b| b.is_ascii_digit()) {
+    if t.is_empty() {
+        // Only stars: as many stars, as many points.
+        let stars = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && !matches!(c, '\u{fe0f}'))
+            .try_fold(0u16, |n, c| matches!(c, '⭐' | '★' | '🌟').then_some(n + 1))?;
+        return (1..=10).contains(&stars).then_some(stars as u8);
+    }
+    if t.len() > 3 || !t.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     t.parse::<u16>().ok().map(|n| n.min(255) as u8)
@@ -1623,6 +1667,22 @@ mod tests {
         assert_eq!(parse_rating(""), None);
         assert_eq!(parse_rating("12345678901234567890"), None);
         assert_eq!(parse_rating("-1"), None);
+        assert_eq!(parse_rating("⭐⭐⭐⭐⭐"), Some(5));
+        assert_eq!(parse_rating("⭐️⭐️⭐️"), Some(3));
+        assert_eq!(parse_rating("★ ★"), Some(2));
+        assert_eq!(parse_rating("⭐4"), Some(4));
+        assert_eq!(parse_rating(&"⭐".repeat(11)), None);
+        assert_eq!(parse_rating("⭐ great"), None);
+    }
+
+    #[test]
+    fn clipping_twice_counts_the_original() {
+        let once = clip(&"a".repeat(10_000), 4000);
+        assert!(once.ends_with("… [6000 more characters]"));
+        let twice = clip(&once, 500);
+        assert_eq!(twice, format!("{}… [9500 more characters]", "a".repeat(500)));
+        assert_eq!(clip(&once, 5000), once);
+        assert_eq!(clip("short", 10), "short");
     }
 
     #[test]
