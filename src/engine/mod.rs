@@ -1680,7 +1680,10 @@ mod tests {
         let once = clip(&"a".repeat(10_000), 4000);
         assert!(once.ends_with("… [6000 more characters]"));
         let twice = clip(&once, 500);
-        assert_eq!(twice, format!("{}… [9500 more characters]", "a".repeat(500)));
+        assert_eq!(
+            twice,
+            format!("{}… [9500 more characters]", "a".repeat(500))
+        );
         assert_eq!(clip(&once, 5000), once);
         assert_eq!(clip("short", 10), "short");
     }
