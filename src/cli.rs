@@ -1,4 +1,4 @@
-//! The command line: `chat`, `check`, `report`, `tickets`. Each command loads
+//! The command line: `run`, `chat`, `check`, `report`, `tickets`, `eval`, `match`. Each command loads
 //! what it needs (config, intents, store), runs, and returns an exit status;
 //! errors are [`CliError`] values that say what to do next.
 
@@ -47,6 +47,10 @@ pub enum Command {
     Report(ReportArgs),
     /// List tickets with their status history
     Tickets(TicketsArgs),
+    /// Measure the matcher on labelled CSV (text,intent): accuracy, out-of-scope, speed, memory
+    Eval(EvalArgs),
+    /// Show how the matcher ranks the intents for a message, and what the bot would do
+    Match(MatchArgs),
 }
 
 /// Where the intents are.
@@ -122,6 +126,53 @@ pub struct TicketsArgs {
     open: bool,
 }
 
+/// `frontdesk match`.
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    #[command(flatten)]
+    intents: IntentsArg,
+    /// The customer's language hint (as a platform would give it)
+    #[arg(long, value_name = "LANG")]
+    language: Option<String>,
+    /// The message, as a customer would write it
+    #[arg(required = true, num_args = 1..)]
+    text: Vec<String>,
+}
+
+/// `frontdesk eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Training rows, CSV with a header `text,intent` (rows labelled `oos` are never trained on)
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "intents",
+        required_unless_present = "intents"
+    )]
+    train: Option<PathBuf>,
+    /// Evaluate a real intent directory instead of training rows
+    #[arg(long, value_name = "DIR")]
+    intents: Option<PathBuf>,
+    /// Test rows, CSV `text,intent`; `oos` rows should come back unknown
+    #[arg(long, value_name = "FILE")]
+    test: PathBuf,
+    /// Dev rows: the unknown threshold is chosen on these (never on test)
+    #[arg(long, value_name = "FILE")]
+    dev: Option<PathBuf>,
+    /// Language of the training rows [default: detected from them]
+    #[arg(long, value_name = "LANG")]
+    language: Option<String>,
+    /// Random splits that hold a quarter of the intents out to measure out-of-scope recall (0: off; --train only)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    holdout_splits: usize,
+    /// At least this many queries are timed, one at a time
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    timed_queries: usize,
+    /// One JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -145,6 +196,9 @@ pub enum CliError {
     /// Output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
+    /// The evaluation could not run.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
     /// JSON output failed.
     #[error("cannot produce JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -159,6 +213,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Check(args) => check(config, args),
         Command::Report(args) => report(config, args),
         Command::Tickets(args) => tickets(config, args),
+        Command::Eval(args) => eval(config, args),
+        Command::Match(args) => match_text(config, args),
     }
 }
 
@@ -363,6 +419,253 @@ fn tickets(config: Config, args: TicketsArgs) -> Result<ExitCode, CliError> {
         writeln!(out, "{}", serde_json::to_string_pretty(&tickets)?)?;
     } else {
         writeln!(out, "{}", tickets_text(&tickets))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `frontdesk eval --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct EvalReport {
+    train: Option<String>,
+    intents_dir: Option<String>,
+    test: String,
+    dev: Option<String>,
+    language: String,
+    intents: usize,
+    training_examples: usize,
+    test_rows: usize,
+    in_scope_accuracy: f64,
+    closed_set_accuracy: f64,
+    oos_recall: Option<f64>,
+    oos_precision: Option<f64>,
+    overall_accuracy: f64,
+    threshold: f32,
+    threshold_source: &'static str,
+    build_seconds: f64,
+    queries_per_second: f64,
+    p50_micros: f64,
+    p99_micros: f64,
+    peak_memory_bytes: Option<u64>,
+    holdout: Option<crate::eval::Holdout>,
+    bot: crate::eval::BotOutcomes,
+}
+
+fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
+    use crate::eval::{self as ev, EvalError};
+    let progress = |what: &str| {
+        if !args.json {
+            eprintln!("{what}");
+        }
+    };
+    let test = ev::read_rows(&args.test)?;
+    if test.is_empty() {
+        return Err(EvalError::Empty(format!("{}: no test rows", args.test.display())).into());
+    }
+    let dev = args.dev.as_deref().map(ev::read_rows).transpose()?;
+    let (training, train_rows, language) = match (&args.train, &args.intents) {
+        (Some(path), _) => {
+            let rows = ev::read_rows(path)?;
+            let language = match &args.language {
+                Some(l) => l.trim().to_ascii_lowercase(),
+                None => ev::majority_language(&rows, &config.languages)
+                    .unwrap_or_else(|| config.default_language.clone()),
+            };
+            let training = ev::training_intents(&rows, &language);
+            if training.is_empty() {
+                return Err(EvalError::Empty(format!(
+                    "{}: no in-scope training rows (every row is empty or `oos`)",
+                    path.display()
+                ))
+                .into());
+            }
+            (training, Some(rows), language)
+        }
+        (None, Some(dir)) => {
+            let set = IntentSet::load_dir(dir, &config.languages)?;
+            let language = args
+                .language
+                .clone()
+                .unwrap_or_else(|| config.languages.join(","));
+            (set.training_data(), None, language)
+        }
+        (None, None) => unreachable!("clap requires --train or --intents"),
+    };
+    let examples: usize = training.iter().map(|i| i.examples.len()).sum();
+    progress(&format!(
+        "building the matcher from {} intents, {examples} examples ({language})…",
+        training.len()
+    ));
+    let started = Instant::now();
+    let matcher = crate::nlu::Matcher::build(training.clone(), config.matcher);
+    let build_seconds = started.elapsed().as_secs_f64();
+    // A rows file evaluates in its language; an intent set in whatever the
+    // customer writes (no hint), as the bot does.
+    let hint = train_rows.as_ref().map(|_| language.as_str());
+
+    let (threshold, threshold_source) = match &dev {
+        Some(dev) => {
+            progress(&format!(
+                "choosing the threshold on {} dev rows…",
+                dev.len()
+            ));
+            let p = ev::predict(&matcher, dev, hint);
+            (ev::pick_threshold(dev, &p), "dev")
+        }
+        None => (matcher.config().suggest_threshold, "operating point"),
+    };
+    progress(&format!("classifying {} test rows…", test.len()));
+    let predictions = ev::predict(&matcher, &test, hint);
+    let accuracy = ev::accuracy(&test, &predictions, threshold);
+    let rounds = args.timed_queries.div_ceil(test.len()).max(1);
+    progress(&format!(
+        "timing {} queries one at a time…",
+        rounds * test.len()
+    ));
+    let speed = ev::measure_speed(&matcher, &test, hint, rounds);
+    let holdout = match &train_rows {
+        Some(rows) if args.holdout_splits > 0 => {
+            progress(&format!(
+                "holding a quarter of the intents out, {} splits…",
+                args.holdout_splits
+            ));
+            Some(ev::holdout(
+                rows,
+                &test,
+                &language,
+                config.matcher,
+                args.holdout_splits,
+                0.25,
+                &|m: &crate::nlu::Matcher| m.config().suggest_threshold,
+            ))
+        }
+        _ => None,
+    };
+    let report = EvalReport {
+        train: args.train.as_ref().map(|p| p.display().to_string()),
+        intents_dir: args.intents.as_ref().map(|p| p.display().to_string()),
+        test: args.test.display().to_string(),
+        dev: args.dev.as_ref().map(|p| p.display().to_string()),
+        language,
+        intents: training.len(),
+        training_examples: examples,
+        test_rows: test.len(),
+        in_scope_accuracy: accuracy.in_scope_accuracy,
+        closed_set_accuracy: accuracy.closed_set_accuracy,
+        oos_recall: accuracy.oos_recall,
+        oos_precision: accuracy.oos_precision,
+        overall_accuracy: accuracy.overall_accuracy,
+        threshold,
+        threshold_source,
+        build_seconds,
+        queries_per_second: speed.queries_per_second,
+        p50_micros: speed.p50_micros,
+        p99_micros: speed.p99_micros,
+        peak_memory_bytes: ev::peak_memory_bytes(),
+        holdout,
+        bot: ev::bot_outcomes(&test, &predictions),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |x: f64| format!("{:.1} %", 100.0 * x);
+    let opt = |x: Option<f64>| x.map_or_else(|| "—".to_string(), pct);
+    writeln!(
+        out,
+        "matcher: {} intents, {} examples ({}), built in {:.3} s",
+        report.intents, report.training_examples, report.language, report.build_seconds
+    )?;
+    writeln!(
+        out,
+        "test: {} rows ({} in scope, {} oos)",
+        report.test_rows, accuracy.in_scope_rows, accuracy.oos_rows
+    )?;
+    writeln!(
+        out,
+        "  in-scope accuracy    {}",
+        pct(report.in_scope_accuracy)
+    )?;
+    writeln!(
+        out,
+        "  closed-set accuracy  {}",
+        pct(report.closed_set_accuracy)
+    )?;
+    writeln!(out, "  oos recall           {}", opt(report.oos_recall))?;
+    writeln!(out, "  oos precision        {}", opt(report.oos_precision))?;
+    writeln!(
+        out,
+        "  threshold            {:.3} ({})",
+        report.threshold, report.threshold_source
+    )?;
+    let b = &report.bot;
+    writeln!(
+        out,
+        "what the bot does (its thresholds): in scope: answers right {}, answers wrong {}, \"did you mean\" with the right one {}, without {}, hands to a person {}",
+        pct(b.answered_right),
+        pct(b.answered_wrong),
+        pct(b.offered_right),
+        pct(b.offered_wrong),
+        pct(b.unknown)
+    )?;
+    if accuracy.oos_rows > 0 {
+        writeln!(
+            out,
+            "  out of scope: answered {}, \"did you mean\" {}, handed to a person {}",
+            pct(b.oos_answered),
+            pct(b.oos_offered),
+            pct(b.oos_unknown)
+        )?;
+    }
+    if let Some(h) = &report.holdout {
+        writeln!(
+            out,
+            "held-out intents ({} splits, {:.0} % of the intents out): oos recall {}, in-scope accuracy {}",
+            h.splits,
+            100.0 * h.fraction,
+            pct(h.oos_recall),
+            pct(h.in_scope_accuracy)
+        )?;
+    }
+    writeln!(
+        out,
+        "speed: {:.0} queries/s one at a time on one thread, p50 {:.1} µs, p99 {:.1} µs",
+        report.queries_per_second, report.p50_micros, report.p99_micros
+    )?;
+    if let Some(bytes) = report.peak_memory_bytes {
+        writeln!(
+            out,
+            "peak memory: {:.1} MiB",
+            bytes as f64 / (1024.0 * 1024.0)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn match_text(config: Config, args: MatchArgs) -> Result<ExitCode, CliError> {
+    let knowledge = load_knowledge(&config, &intents_dir(&config, &args.intents))?;
+    let text = args.text.join(" ");
+    let c = knowledge.matcher.classify(&text, args.language.as_deref());
+    let m = knowledge.matcher.config();
+    let mut out = std::io::stdout().lock();
+    let verdict = match &c.verdict {
+        crate::nlu::Verdict::Answer(id) => format!("answer with `{id}`"),
+        crate::nlu::Verdict::Ambiguous(ids) => {
+            format!("ask \"did you mean …?\" with {}", ids.join(", "))
+        }
+        crate::nlu::Verdict::Unknown => "unknown: open a ticket for a person".to_string(),
+    };
+    writeln!(out, "{verdict}")?;
+    writeln!(
+        out,
+        "(answer at {:.2} or above with no intent within {:.2}; \"did you mean\" from {:.2})",
+        m.answer_threshold, m.ambiguity_margin, m.suggest_threshold
+    )?;
+    for cand in &c.ranked {
+        writeln!(out, "  {:.3}  {}", cand.score, cand.intent)?;
+    }
+    if let Some(lang) = &c.evidence_language {
+        writeln!(out, "matched in: {lang}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,7 @@
 //! - [`store`]: the [`store::Store`] trait and its sled implementation.
 //! - [`channels`]: the adapters; today the console.
 //! - [`report`]: figures for the owner.
+//! - [`eval`]: measuring the matcher on labelled data (`frontdesk eval`).
 //! - [`hours`]: business hours and the calendar arithmetic of ticket clocks.
 //! - [`config`]: the configuration file, frontdesk.toml.
 //! - [`cli`]: the command line.
@@ -31,6 +32,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod eval;
 pub mod hours;
 pub mod intents;
 pub mod model;

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod lang;
+mod linear;
 pub mod matcher;
 pub mod normalize;
 pub mod stem;

@@ -1,0 +1,670 @@
+//! Measuring the matcher: `frontdesk eval`. Reads labelled CSV (`text,intent`,
+//! the format of the shared benchmark data), builds a [`Matcher`] from the
+//! training rows or from an intent directory, and reports accuracy, the
+//! out-of-scope figures, build time, speed and memory.
+//!
+//! Rows labelled [`OOS`] are out of scope: never trained on, and right when
+//! the matcher says "unknown". The unknown threshold is the bot's own
+//! operating point unless dev rows are given, in which case it is chosen on
+//! them alone (the rule of Larson et al. 2019: maximise dev accuracy with
+//! `oos` counted as its own class), never on the test rows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::nlu::{Example, Matcher, MatcherConfig, TrainingIntent};
+
+/// The label of an out-of-scope row.
+pub const OOS: &str = "oos";
+
+/// One labelled row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The utterance.
+    pub text: String,
+    /// Its intent, or [`OOS`].
+    pub intent: String,
+}
+
+/// Why the evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not `text,intent` CSV.
+    #[error("{path}:{line}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// Nothing to learn or nothing to test.
+    #[error("{0}")]
+    Empty(String),
+}
+
+/// Reads a CSV file with a header naming (at least) the columns `text` and
+/// `intent`, in any order; quoted fields (RFC 4180) may hold commas, quotes
+/// and newlines. Blank lines are skipped.
+pub fn read_rows(path: &Path) -> Result<Vec<Row>, EvalError> {
+    let bytes = std::fs::read(path).map_err(|source| EvalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fail = |line: usize, message: String| EvalError::Format {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        fail(line, "not UTF-8 text: save the file as UTF-8".into())
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let records = parse_csv(text).map_err(|(line, m)| fail(line, m))?;
+    let mut records = records.into_iter();
+    let Some((_, header)) = records.next() else {
+        return Err(fail(
+            1,
+            "empty file: expected a header `text,intent`".into(),
+        ));
+    };
+    let column = |name: &str| header.iter().position(|h| h.trim() == name);
+    let (Some(text_col), Some(intent_col)) = (column("text"), column("intent")) else {
+        return Err(fail(
+            1,
+            format!(
+                "the header must name the columns `text` and `intent` (found: {})",
+                header.join(",")
+            ),
+        ));
+    };
+    let mut rows = Vec::new();
+    for (line, fields) in records {
+        if fields.len() == 1 && fields[0].trim().is_empty() {
+            continue;
+        }
+        let (Some(text), Some(intent)) = (fields.get(text_col), fields.get(intent_col)) else {
+            return Err(fail(
+                line,
+                format!(
+                    "expected {} fields, found {}: quote a text that holds a comma (\"like, this\")",
+                    header.len(),
+                    fields.len()
+                ),
+            ));
+        };
+        let intent = intent.trim();
+        if intent.is_empty() {
+            return Err(fail(line, "the intent is empty".into()));
+        }
+        rows.push(Row {
+            text: text.clone(),
+            intent: intent.to_string(),
+        });
+    }
+    Ok(rows)
+}
+
+/// A CSV record's fields and the line it starts on.
+type Record = (usize, Vec<String>);
+
+/// Splits CSV text into records; an error is (line, message).
+fn parse_csv(text: &str) -> Result<Vec<Record>, (usize, String)> {
+    let mut records = Vec::new();
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut line = 1;
+    let mut start = 1;
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                '\n' => {
+                    line += 1;
+                    field.push('\n');
+                }
+                c => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() => quoted = true,
+            ',' => fields.push(std::mem::take(&mut field)),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                fields.push(std::mem::take(&mut field));
+                records.push((start, std::mem::take(&mut fields)));
+                line += 1;
+                start = line;
+            }
+            c => field.push(c),
+        }
+    }
+    if quoted {
+        return Err((
+            start,
+            "a quoted field is not closed (a \" is missing)".into(),
+        ));
+    }
+    if !field.is_empty() || !fields.is_empty() {
+        fields.push(field);
+        records.push((start, fields));
+    }
+    Ok(records)
+}
+
+/// Training intents from labelled rows in one language; `oos` rows are left out.
+pub fn training_intents(rows: &[Row], language: &str) -> Vec<TrainingIntent> {
+    let mut by_intent: BTreeMap<&str, Vec<Example>> = BTreeMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for row in rows.iter().filter(|r| r.intent != OOS) {
+        let examples = by_intent.entry(&row.intent).or_insert_with(|| {
+            order.push(&row.intent);
+            Vec::new()
+        });
+        examples.push(Example {
+            language: language.to_string(),
+            text: row.text.clone(),
+        });
+    }
+    order
+        .into_iter()
+        .map(|id| TrainingIntent {
+            id: id.to_string(),
+            examples: by_intent.remove(id).unwrap_or_default(),
+            patterns: Vec::new(),
+        })
+        .collect()
+}
+
+/// The language most of the rows are written in, among `languages`.
+pub fn majority_language(rows: &[Row], languages: &[String]) -> Option<String> {
+    let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+    for row in rows.iter().step_by((rows.len() / 200).max(1)) {
+        if let Some(lang) = crate::nlu::detect(&row.text, languages) {
+            *votes.entry(lang).or_default() += 1;
+        }
+    }
+    votes
+        .into_iter()
+        .max_by_key(|&(_, n)| n)
+        .map(|(lang, _)| lang)
+}
+
+/// The matcher's top intent and score for every row, with each query's time.
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    /// (top intent, its score); `None` when nothing matched at all.
+    pub top: Vec<Option<(String, f32)>>,
+    /// Time of each query, one at a time on this thread.
+    pub times: Vec<Duration>,
+    /// What the bot would do with each row, at its own thresholds.
+    pub verdicts: Vec<crate::nlu::Verdict>,
+}
+
+/// Classifies every row, one at a time, timing each query.
+pub fn predict(matcher: &Matcher, rows: &[Row], language: Option<&str>) -> Predictions {
+    let mut top = Vec::with_capacity(rows.len());
+    let mut times = Vec::with_capacity(rows.len());
+    let mut verdicts = Vec::with_capacity(rows.len());
+    for row in rows {
+        let started = Instant::now();
+        let c = matcher.classify(&row.text, language);
+        times.push(started.elapsed());
+        top.push(c.ranked.first().map(|c| (c.intent.clone(), c.score)));
+        verdicts.push(c.verdict);
+    }
+    Predictions {
+        top,
+        times,
+        verdicts,
+    }
+}
+
+/// What a prediction says at a threshold: the intent, or `None` for unknown.
+fn decide(top: &Option<(String, f32)>, threshold: f32) -> Option<&str> {
+    top.as_ref()
+        .filter(|(_, s)| *s >= threshold)
+        .map(|(i, _)| i.as_str())
+}
+
+/// Accuracy figures at one threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Accuracy {
+    /// In-scope rows answered with their intent (a wrong intent or "unknown" is wrong).
+    pub in_scope_accuracy: f64,
+    /// In-scope rows whose top intent is right, whatever its score.
+    pub closed_set_accuracy: f64,
+    /// `oos` rows that came back unknown; `None` without `oos` rows.
+    pub oos_recall: Option<f64>,
+    /// Of the rows judged unknown, the share that are `oos`; `None` when none was.
+    pub oos_precision: Option<f64>,
+    /// All rows right, `oos` counted as its own class.
+    pub overall_accuracy: f64,
+    /// In-scope rows.
+    pub in_scope_rows: usize,
+    /// `oos` rows.
+    pub oos_rows: usize,
+}
+
+/// Scores predictions against the rows at `threshold`.
+pub fn accuracy(rows: &[Row], predictions: &Predictions, threshold: f32) -> Accuracy {
+    let (mut inside, mut right, mut closed) = (0_usize, 0_usize, 0_usize);
+    let (mut oos, mut oos_unknown, mut unknown) = (0_usize, 0_usize, 0_usize);
+    for (row, top) in rows.iter().zip(&predictions.top) {
+        let said = decide(top, threshold);
+        if said.is_none() {
+            unknown += 1;
+        }
+        if row.intent == OOS {
+            oos += 1;
+            if said.is_none() {
+                oos_unknown += 1;
+            }
+        } else {
+            inside += 1;
+            if said == Some(row.intent.as_str()) {
+                right += 1;
+            }
+            if top.as_ref().is_some_and(|(i, _)| *i == row.intent) {
+                closed += 1;
+            }
+        }
+    }
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    Accuracy {
+        in_scope_accuracy: ratio(right, inside),
+        closed_set_accuracy: ratio(closed, inside),
+        oos_recall: (oos > 0).then(|| ratio(oos_unknown, oos)),
+        oos_precision: (unknown > 0).then(|| ratio(oos_unknown, unknown)),
+        overall_accuracy: ratio(right + oos_unknown, inside + oos),
+        in_scope_rows: inside,
+        oos_rows: oos,
+    }
+}
+
+/// The threshold that maximises accuracy on `rows` with `oos` as its own
+/// class (ties: the lowest such threshold).
+pub fn pick_threshold(rows: &[Row], predictions: &Predictions) -> f32 {
+    let mut candidates: Vec<f32> = predictions
+        .top
+        .iter()
+        .filter_map(|t| t.as_ref().map(|(_, s)| *s))
+        .collect();
+    candidates.push(0.0);
+    candidates.sort_by(f32::total_cmp);
+    candidates.dedup();
+    // Midpoints between distinct scores, and 0 (answer everything).
+    let thresholds = std::iter::once(0.0).chain(candidates.windows(2).map(|w| (w[0] + w[1]) / 2.0));
+    // One pass per candidate is quadratic; sort the rows by score instead:
+    // raising the threshold past a score turns that row to "unknown".
+    let mut scored: Vec<(f32, bool, bool)> = rows
+        .iter()
+        .zip(&predictions.top)
+        .map(|(row, top)| {
+            let score = top.as_ref().map_or(-1.0, |(_, s)| *s);
+            let right_if_answered = top.as_ref().is_some_and(|(i, _)| *i == row.intent);
+            (score, right_if_answered, row.intent == OOS)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // At threshold t: rows with score < t are unknown (right when oos), the
+    // others answered (right when their top intent is right).
+    let mut right_answered: usize = scored.iter().filter(|r| r.0 >= 0.0 && r.1).count();
+    let mut right_unknown: usize = scored.iter().filter(|r| r.0 < 0.0 && r.2).count();
+    let mut next = scored
+        .iter()
+        .position(|r| r.0 >= 0.0)
+        .unwrap_or(scored.len());
+    let (mut best, mut best_right) = (0.0_f32, right_answered + right_unknown);
+    for t in thresholds {
+        while next < scored.len() && scored[next].0 < t {
+            let (_, right, oos) = scored[next];
+            if right {
+                right_answered -= 1;
+            }
+            if oos {
+                right_unknown += 1;
+            }
+            next += 1;
+        }
+        if right_answered + right_unknown > best_right {
+            best = t;
+            best_right = right_answered + right_unknown;
+        }
+    }
+    best
+}
+
+/// What the bot itself would do with the rows, at its own thresholds
+/// (answer, "did you mean …?", unknown), as shares of the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct BotOutcomes {
+    /// In-scope rows answered with their intent.
+    pub answered_right: f64,
+    /// In-scope rows answered with another intent (the costly mistake).
+    pub answered_wrong: f64,
+    /// In-scope rows offered as "did you mean …?" with their intent among the options.
+    pub offered_right: f64,
+    /// In-scope rows offered without their intent.
+    pub offered_wrong: f64,
+    /// In-scope rows judged unknown (handed to a person).
+    pub unknown: f64,
+    /// `oos` rows answered with some intent.
+    pub oos_answered: f64,
+    /// `oos` rows offered as "did you mean …?".
+    pub oos_offered: f64,
+    /// `oos` rows judged unknown.
+    pub oos_unknown: f64,
+}
+
+/// Counts [`BotOutcomes`] from the verdicts of [`predict`].
+pub fn bot_outcomes(rows: &[Row], predictions: &Predictions) -> BotOutcomes {
+    use crate::nlu::Verdict;
+    let mut o = BotOutcomes::default();
+    let (mut inside, mut oos) = (0_usize, 0_usize);
+    for (row, verdict) in rows.iter().zip(&predictions.verdicts) {
+        if row.intent == OOS {
+            oos += 1;
+            match verdict {
+                Verdict::Answer(_) => o.oos_answered += 1.0,
+                Verdict::Ambiguous(_) => o.oos_offered += 1.0,
+                Verdict::Unknown => o.oos_unknown += 1.0,
+            }
+            continue;
+        }
+        inside += 1;
+        match verdict {
+            Verdict::Answer(id) if *id == row.intent => o.answered_right += 1.0,
+            Verdict::Answer(_) => o.answered_wrong += 1.0,
+            Verdict::Ambiguous(ids) if ids.contains(&row.intent) => o.offered_right += 1.0,
+            Verdict::Ambiguous(_) => o.offered_wrong += 1.0,
+            Verdict::Unknown => o.unknown += 1.0,
+        }
+    }
+    let (i, n) = (inside.max(1) as f64, oos.max(1) as f64);
+    for x in [
+        &mut o.answered_right,
+        &mut o.answered_wrong,
+        &mut o.offered_right,
+        &mut o.offered_wrong,
+        &mut o.unknown,
+    ] {
+        *x /= i;
+    }
+    for x in [&mut o.oos_answered, &mut o.oos_offered, &mut o.oos_unknown] {
+        *x /= n;
+    }
+    o
+}
+
+/// Percentile (0–100) of durations, in microseconds.
+fn percentile_micros(times: &[Duration], p: f64) -> f64 {
+    if times.is_empty() {
+        return 0.0;
+    }
+    let mut sorted: Vec<Duration> = times.to_vec();
+    sorted.sort();
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+/// Peak resident memory of this process in bytes (Linux: `VmHWM`).
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Speed figures of one-at-a-time queries.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Speed {
+    /// Queries per second, one at a time on one thread.
+    pub queries_per_second: f64,
+    /// Median latency.
+    pub p50_micros: f64,
+    /// 99th-percentile latency.
+    pub p99_micros: f64,
+}
+
+/// Times `rounds` passes over the rows (at least one), one query at a time.
+pub fn measure_speed(
+    matcher: &Matcher,
+    rows: &[Row],
+    language: Option<&str>,
+    rounds: usize,
+) -> Speed {
+    let mut times = Vec::with_capacity(rows.len() * rounds.max(1));
+    let started = Instant::now();
+    for _ in 0..rounds.max(1) {
+        times.extend(predict(matcher, rows, language).times);
+    }
+    let total = started.elapsed().as_secs_f64();
+    Speed {
+        queries_per_second: if total > 0.0 {
+            times.len() as f64 / total
+        } else {
+            0.0
+        },
+        p50_micros: percentile_micros(&times, 50.0),
+        p99_micros: percentile_micros(&times, 99.0),
+    }
+}
+
+/// Out-of-scope detection by holding intents out: over `splits` seeded
+/// random splits, a `fraction` of the intents is removed from training and
+/// their test rows must come back unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Holdout {
+    /// Random splits measured.
+    pub splits: usize,
+    /// Share of the intents held out in each.
+    pub fraction: f64,
+    /// Held-out rows that came back unknown, averaged over the splits.
+    pub oos_recall: f64,
+    /// Accuracy on the kept intents' rows, averaged over the splits.
+    pub in_scope_accuracy: f64,
+}
+
+/// Measures [`Holdout`] at the threshold `threshold_for` gives each split's
+/// matcher (the bot's automatic operating point, or a fixed one).
+pub fn holdout(
+    train: &[Row],
+    test: &[Row],
+    language: &str,
+    config: MatcherConfig,
+    splits: usize,
+    fraction: f64,
+    threshold_for: &dyn Fn(&Matcher) -> f32,
+) -> Holdout {
+    let mut intents: Vec<&str> = train
+        .iter()
+        .filter(|r| r.intent != OOS)
+        .map(|r| r.intent.as_str())
+        .collect();
+    intents.sort_unstable();
+    intents.dedup();
+    let held = ((intents.len() as f64 * fraction).round() as usize)
+        .clamp(1, intents.len().saturating_sub(1).max(1));
+    let (mut recall, mut acc) = (0.0, 0.0);
+    let mut seed: u64 = 0x5eed;
+    for _ in 0..splits {
+        let mut shuffled = intents.clone();
+        // Fisher–Yates with a small LCG: the same splits on every machine.
+        for i in (1..shuffled.len()).rev() {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            shuffled.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let out: std::collections::HashSet<&str> = shuffled[..held].iter().copied().collect();
+        let kept: Vec<Row> = train
+            .iter()
+            .filter(|r| !out.contains(r.intent.as_str()))
+            .cloned()
+            .collect();
+        let relabelled: Vec<Row> = test
+            .iter()
+            .map(|r| Row {
+                text: r.text.clone(),
+                intent: if out.contains(r.intent.as_str()) {
+                    OOS.to_string()
+                } else {
+                    r.intent.clone()
+                },
+            })
+            .collect();
+        let matcher = Matcher::build(training_intents(&kept, language), config);
+        let threshold = threshold_for(&matcher);
+        let p = predict(&matcher, &relabelled, Some(language));
+        let a = accuracy(&relabelled, &p, threshold);
+        recall += a.oos_recall.unwrap_or(0.0);
+        acc += a.in_scope_accuracy;
+    }
+    let n = splits.max(1) as f64;
+    Holdout {
+        splits,
+        fraction,
+        oos_recall: recall / n,
+        in_scope_accuracy: acc / n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(pairs: &[(&str, &str)]) -> Vec<Row> {
+        pairs
+            .iter()
+            .map(|(t, i)| Row {
+                text: t.to_string(),
+                intent: i.to_string(),
+            })
+            .collect()
+    }
+
+    fn write(content: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, content).unwrap();
+        f
+    }
+
+    #[test]
+    fn csv_with_quotes_commas_and_newlines() {
+        let f =
+            write(b"text,intent\n\"a, b\",x\n\"say \"\"hi\"\"\",y\r\n\"two\nlines\",z\n\nplain,w");
+        let got = read_rows(f.path()).unwrap();
+        assert_eq!(
+            got,
+            rows(&[
+                ("a, b", "x"),
+                ("say \"hi\"", "y"),
+                ("two\nlines", "z"),
+                ("plain", "w")
+            ])
+        );
+    }
+
+    #[test]
+    fn csv_columns_in_any_order_and_a_bom() {
+        let f = write("\u{feff}intent,text\nx,hello\n".as_bytes());
+        assert_eq!(read_rows(f.path()).unwrap(), rows(&[("hello", "x")]));
+    }
+
+    #[test]
+    fn bad_csv_names_file_and_line() {
+        for (content, line, words) in [
+            (&b""[..], 1, "empty file"),
+            (b"words,label\nhi,x\n", 1, "header"),
+            (
+                b"text,intent\nhi,x\nno intent here\n",
+                3,
+                "expected 2 fields",
+            ),
+            (b"text,intent\nhi,\n", 2, "intent is empty"),
+            (b"text,intent\n\"open,x\n", 2, "not closed"),
+            (b"text,intent\nok,x\n\xff\xfe,y\n", 3, "UTF-8"),
+        ] {
+            let f = write(content);
+            let e = read_rows(f.path()).unwrap_err().to_string();
+            let path = f.path().display().to_string();
+            assert!(e.starts_with(&format!("{path}:{line}:")), "{e}");
+            assert!(e.contains(words), "{e}");
+        }
+        let missing = read_rows(Path::new("/nonexistent/file.csv")).unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/file.csv"));
+    }
+
+    #[test]
+    fn oos_rows_are_never_trained_on() {
+        let t = training_intents(
+            &rows(&[("a", "x"), ("b", OOS), ("c", "y"), ("d", "x")]),
+            "en",
+        );
+        let ids: Vec<_> = t
+            .iter()
+            .map(|i| (i.id.as_str(), i.examples.len()))
+            .collect();
+        assert_eq!(ids, vec![("x", 2), ("y", 1)]);
+    }
+
+    #[test]
+    fn accuracy_counts_unknown_as_wrong_in_scope() {
+        let r = rows(&[("1", "a"), ("2", "a"), ("3", "b"), ("4", OOS)]);
+        let p = Predictions {
+            top: vec![
+                Some(("a".into(), 0.9)),
+                Some(("a".into(), 0.2)),
+                Some(("a".into(), 0.8)),
+                Some(("b".into(), 0.1)),
+            ],
+            times: vec![Duration::from_micros(1); 4],
+            verdicts: Vec::new(),
+        };
+        let a = accuracy(&r, &p, 0.5);
+        assert!((a.in_scope_accuracy - 1.0 / 3.0).abs() < 1e-9);
+        assert!((a.closed_set_accuracy - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(a.oos_recall, Some(1.0));
+        assert_eq!(a.oos_precision, Some(0.5));
+        // Best on these rows: between 0.1 and 0.2 (the oos row unknown, the
+        // weak right answer kept), 3 of 4 right.
+        let t = pick_threshold(&r, &p);
+        assert!(t > 0.1 && t <= 0.2, "{t}");
+        assert!((accuracy(&r, &p, t).overall_accuracy - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn threshold_zero_when_nothing_is_out_of_scope() {
+        let r = rows(&[("1", "a"), ("2", "b")]);
+        let p = Predictions {
+            top: vec![Some(("a".into(), 0.3)), Some(("b".into(), 0.1))],
+            times: Vec::new(),
+            verdicts: Vec::new(),
+        };
+        assert_eq!(pick_threshold(&r, &p), 0.0);
+    }
+}
