@@ -20,6 +20,7 @@
 //! - [`channels`]: the adapters; today the console.
 //! - [`report`]: figures for the owner.
 //! - [`hours`]: business hours and the calendar arithmetic of ticket clocks.
+//! - [`sla`]: response-time targets, each ticket's clock, the reminder schedule.
 //! - [`config`]: the configuration file, frontdesk.toml.
 //! - [`cli`]: the command line.
 //!
@@ -36,4 +37,5 @@ pub mod intents;
 pub mod model;
 pub mod nlu;
 pub mod report;
+pub mod sla;
 pub mod store;

@@ -10,6 +10,9 @@
 //!   holding up other recipients; a refusal for good is moved to the failed list.
 //! - [`RateLimiter`]: pacing below a platform's limits, so that limits are
 //!   respected by waiting rather than by errors.
+//! - [`run_ticker`]: fires the engine's timer tick at start and then
+//!   periodically, so reminders go out on time (the engine decides what is due
+//!   from the time it is given; the ticker only says "time passed").
 //! - [`Shutdown`]: the signal that stops channels gracefully.
 
 use std::collections::{HashMap, VecDeque};
@@ -118,6 +121,36 @@ impl Dispatcher {
             }
         }
         Ok(out)
+    }
+}
+
+impl Dispatcher {
+    /// Fire the engine's timer tick now: due reminders are committed and their
+    /// channels woken.
+    pub async fn tick(&self) -> Result<Vec<Outgoing>, EngineError> {
+        self.handle(None, Inbound::Tick).await
+    }
+}
+
+/// Fire the timer tick at start and every `every` until shutdown. A failed
+/// tick is logged and retried at the next one (nothing was written).
+pub async fn run_ticker(dispatcher: Dispatcher, every: Duration, mut shutdown: Shutdown) {
+    let every = every.max(Duration::from_secs(1));
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        match dispatcher.tick().await {
+            Ok(out) if !out.is_empty() => {
+                tracing::info!(actions = out.len(), "timer: reminders due");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "timer tick failed; retrying at the next one"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait() => return,
+        }
     }
 }
 
