@@ -462,6 +462,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ticker_fires_at_start_and_stops_at_shutdown() {
+        use crate::config::Config;
+        use crate::engine::{CustomerInfo, EngineSettings, Knowledge};
+        let config = Config::default();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+        let intents = crate::intents::IntentSet::load_dir(&dir, &config.languages).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            Knowledge::build(intents, config.matcher),
+            EngineSettings::from_config(&config),
+        ));
+        let opened: Timestamp = "2026-01-05T10:00:00Z".parse().unwrap();
+        let customer = CustomerInfo {
+            key: CustomerKey::new(Channel::Telegram, "7"),
+            name: "Lucía".into(),
+            address: "7".into(),
+            language_hint: None,
+        };
+        engine
+            .handle(
+                None,
+                Inbound::Message {
+                    customer,
+                    text: "I want to talk to a person".into(),
+                    attachment: None,
+                },
+                opened,
+            )
+            .unwrap();
+        for o in store.pending().unwrap() {
+            store.acknowledge(o.id).unwrap();
+        }
+        // The clock stands 31 minutes later: half the hour's target is gone.
+        let later = opened
+            .checked_add(jiff::SignedDuration::from_mins(31))
+            .unwrap();
+        let dispatcher = Dispatcher::with_clock(engine, Arc::new(move || later));
+        let (trigger, shutdown) = Shutdown::new();
+        let ticker = tokio::spawn(run_ticker(dispatcher, Duration::from_secs(3600), shutdown));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let reminder = loop {
+            let found = store.pending().unwrap().into_iter().find(|o| {
+                matches!(&o.action, Action::ToStaff { ticket: Some(1), text, .. }
+                    if text.contains("still waiting to be claimed"))
+            });
+            if let Some(o) = found {
+                break o;
+            }
+            assert!(Instant::now() < deadline, "no reminder from the ticker");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(reminder.action.channel(), Channel::Telegram);
+        trigger.trigger();
+        ticker.await.unwrap();
+        assert_eq!(store.pending().unwrap().len(), 1, "sent once");
+    }
+
+    #[tokio::test]
     async fn shutdown_wait_returns_once_triggered() {
         let (trigger, mut shutdown) = Shutdown::new();
         assert!(!shutdown.is_triggered());

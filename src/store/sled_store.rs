@@ -356,6 +356,71 @@ mod tests {
         );
     }
 
+    fn ticket(number: u64, status: TicketStatus) -> Ticket {
+        let at: jiff::Timestamp = "2026-01-05T10:00:00Z".parse().unwrap();
+        Ticket {
+            number,
+            conversation: number,
+            customer: CustomerKey::new(Channel::Console, "c"),
+            customer_name: "C".into(),
+            language: "en".into(),
+            reason: crate::model::EscalationReason::UnknownQuestion,
+            excerpt: Vec::new(),
+            status,
+            assignee: None,
+            assignee_id: None,
+            intent: None,
+            targets: None,
+            resolution_note: None,
+            created_at: at,
+            first_response_at: None,
+            resolved_at: None,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn open_tickets_come_from_an_index_kept_with_each_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let commit = |tickets: Vec<Ticket>| {
+                store
+                    .commit(Change {
+                        tickets,
+                        ..Change::default()
+                    })
+                    .unwrap()
+            };
+            commit(vec![
+                ticket(1, TicketStatus::Open),
+                ticket(2, TicketStatus::Claimed),
+                ticket(3, TicketStatus::Resolved),
+            ]);
+            commit(vec![ticket(1, TicketStatus::Resolved)]);
+            let open: Vec<u64> = store
+                .open_tickets()
+                .unwrap()
+                .iter()
+                .map(|t| t.number)
+                .collect();
+            assert_eq!(open, vec![2]);
+            // A store from before the index: no index entries, no marker.
+            store.db.remove(numbered(OPEN, 2)).unwrap();
+            store.db.remove(OPEN_INDEX_BUILT).unwrap();
+            store.db.flush().unwrap();
+            assert!(store.open_tickets().unwrap().is_empty());
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let open: Vec<u64> = store
+            .open_tickets()
+            .unwrap()
+            .iter()
+            .map(|t| t.number)
+            .collect();
+        assert_eq!(open, vec![2], "the index is rebuilt at open");
+    }
+
     #[test]
     fn survives_reopen_and_second_open_is_refused() {
         let dir = tempfile::tempdir().unwrap();
