@@ -376,11 +376,25 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
         "  matcher built in {:.1} ms",
         build.as_secs_f64() * 1000.0
     )?;
-    if intents.warnings.is_empty() {
+    let mut warnings: Vec<String> = intents.warnings.iter().map(|w| w.to_string()).collect();
+    for key in config.tickets.targets.keys() {
+        let is_reason = crate::sla::REASON_KEYS.iter().any(|(k, _)| k == key);
+        match intents.get(key) {
+            _ if is_reason => {}
+            Some(intent) if intent.escalate => {}
+            Some(_) => warnings.push(format!(
+                "[tickets.targets.{key}]: intent \"{key}\" does not escalate, so these targets never apply"
+            )),
+            None => warnings.push(format!(
+                "[tickets.targets.{key}]: \"{key}\" is neither an escalation reason nor an intent id, so these targets never apply"
+            )),
+        }
+    }
+    if warnings.is_empty() {
         writeln!(out, "OK, no warnings.")?;
     } else {
-        writeln!(out, "{} warning(s):", intents.warnings.len())?;
-        for w in &intents.warnings {
+        writeln!(out, "{} warning(s):", warnings.len())?;
+        for w in &warnings {
             writeln!(out, "  warning: {w}")?;
         }
         writeln!(out, "OK (warnings do not stop the bot).")?;

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::hours::{BusinessHours, HoursConfig};
 use crate::intents::{is_language_code, key_from_toml_error, line_of};
+use crate::model::Channel;
 use crate::model::SurveyKind;
 use crate::nlu::MatcherConfig;
+use crate::sla::{Policy, REASON_KEYS, TargetOverride, Targets};
 
 /// The configuration file looked for in the working directory when none is given.
 pub const DEFAULT_CONFIG_FILE: &str = "frontdesk.toml";
@@ -167,8 +170,10 @@ pub struct Config {
     pub matcher: MatcherConfig,
     /// The satisfaction question.
     pub survey: SurveyConfig,
-    /// Ticket settings.
+    /// Ticket settings: targets, reminders, managers.
     pub tickets: TicketsConfig,
+    /// Business hours (none: always open).
+    pub hours: HoursConfig,
     /// Overrides of the bot's own sentences, per language: `[messages.es] did_it_help = "…"`.
     pub messages: BTreeMap<String, BTreeMap<String, String>>,
     /// The Telegram channel.
@@ -187,6 +192,7 @@ impl Default for Config {
             matcher: MatcherConfig::default(),
             survey: SurveyConfig::default(),
             tickets: TicketsConfig::default(),
+            hours: HoursConfig::default(),
             messages: BTreeMap::new(),
             telegram: TelegramConfig::default(),
             discord: DiscordConfig::default(),
@@ -200,28 +206,229 @@ impl Default for Config {
 pub struct SurveyConfig {
     /// `csat` (1–5, the default) or `nps` (0–10).
     pub kind: SurveyKind,
+    /// Where promoters are invited to recommend the shop (an http(s) link), if anywhere.
+    pub review_link: Option<String>,
+}
+
+/// `[tickets.targets.<reason or intent>]`: tighter (or looser) targets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The first-response target for these tickets.
+    pub first_response_target: Option<String>,
+    /// The resolution target for these tickets.
+    pub resolution_target: Option<String>,
+}
+
+/// `[tickets.managers]`: who is mentioned when a ticket misses its first-response target.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagersConfig {
+    /// Telegram usernames, with the @: `["@shop_owner"]`.
+    pub telegram: Vec<String>,
+    /// Discord user ids (mentioned as `<@id>`).
+    pub discord: Vec<u64>,
+    /// Names shown on the console.
+    pub console: Vec<String>,
+}
+
+impl ManagersConfig {
+    /// The mentions to write in `channel`'s staff chat.
+    pub fn mentions(&self, channel: Channel) -> Vec<String> {
+        match channel {
+            Channel::Telegram => self.telegram.clone(),
+            Channel::Discord => self.discord.iter().map(|id| format!("<@{id}>")).collect(),
+            Channel::Console => self.console.clone(),
+        }
+    }
 }
 
 /// `[tickets]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TicketsConfig {
-    /// The first-response target told to customers, e.g. "1h", "30m" (default 1h).
+    /// The first-response target, e.g. "1h", "30m" (default 1h); told to customers.
     pub first_response_target: String,
+    /// The resolution target (default 24h).
+    pub resolution_target: String,
+    /// Per escalation reason or escalating intent id: other targets.
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// A claimed ticket with no staff reply this long: its assignee is reminded ("off": never).
+    pub claimed_idle_reminder: String,
+    /// … this long: it is offered to the other staff ("off": never).
+    pub claimed_offer_after: String,
+    /// Days a ticket waits for the customer's answer before it is closed (0: never).
+    pub close_waiting_after_days: u32,
+    /// Who is mentioned when a first-response target is missed.
+    pub managers: ManagersConfig,
+    /// How often the platform runtime checks the timers (default 30s).
+    pub timer_interval: String,
 }
 
 impl Default for TicketsConfig {
     fn default() -> Self {
         TicketsConfig {
             first_response_target: "1h".into(),
+            resolution_target: "24h".into(),
+            targets: BTreeMap::new(),
+            claimed_idle_reminder: "2h".into(),
+            claimed_offer_after: "4h".into(),
+            close_waiting_after_days: 3,
+            managers: ManagersConfig::default(),
+            timer_interval: "30s".into(),
         }
     }
+}
+
+/// "off"/"never" → None, else a duration.
+fn parse_optional_duration(text: &str) -> Result<Option<Duration>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") || t.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    parse_duration(t)
+        .map(Some)
+        .map_err(|m| format!("{m}, or \"off\""))
 }
 
 impl TicketsConfig {
     /// The first-response target as a duration (validated at load).
     pub fn first_response(&self) -> Duration {
         parse_duration(&self.first_response_target).unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// The configured targets (validated at load).
+    pub fn targets(&self) -> Targets {
+        let overrides = self
+            .targets
+            .iter()
+            .map(|(key, t)| {
+                let d = |v: &Option<String>| v.as_deref().and_then(|v| parse_duration(v).ok());
+                (
+                    key.clone(),
+                    TargetOverride {
+                        first_response: d(&t.first_response_target),
+                        resolution: d(&t.resolution_target),
+                    },
+                )
+            })
+            .collect();
+        Targets {
+            first_response: self.first_response(),
+            resolution: parse_duration(&self.resolution_target)
+                .unwrap_or(Duration::from_secs(24 * 3600)),
+            overrides,
+        }
+    }
+
+    /// The reminder timers (validated at load).
+    pub fn policy(&self) -> Policy {
+        Policy {
+            claimed_idle: parse_optional_duration(&self.claimed_idle_reminder).unwrap_or_default(),
+            claimed_offer: parse_optional_duration(&self.claimed_offer_after).unwrap_or_default(),
+            close_waiting_after: (self.close_waiting_after_days > 0)
+                .then(|| Duration::from_secs(u64::from(self.close_waiting_after_days) * 86_400)),
+        }
+    }
+
+    /// How often the runtime fires the timer tick (validated at load).
+    pub fn timer_interval(&self) -> Duration {
+        parse_duration(&self.timer_interval).unwrap_or(Duration::from_secs(30))
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("tickets.{k}");
+        let first = parse_duration(&self.first_response_target)
+            .map_err(|m| (key("first_response_target"), m))?;
+        let resolution =
+            parse_duration(&self.resolution_target).map_err(|m| (key("resolution_target"), m))?;
+        if resolution < first {
+            return Err((
+                key("resolution_target"),
+                format!(
+                    "\"{}\" is shorter than first_response_target \"{}\": a ticket cannot be resolved before it is answered",
+                    self.resolution_target, self.first_response_target
+                ),
+            ));
+        }
+        for (name, t) in &self.targets {
+            let valid_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid_name {
+                return Err((
+                    key(&format!("targets.{name}")),
+                    format!(
+                        "\"{name}\" is neither an escalation reason ({}) nor an intent id",
+                        REASON_KEYS.map(|(k, _)| k).join(", ")
+                    ),
+                ));
+            }
+            for (field, value) in [
+                ("first_response_target", &t.first_response_target),
+                ("resolution_target", &t.resolution_target),
+            ] {
+                if let Some(v) = value {
+                    parse_duration(v).map_err(|m| (key(&format!("targets.{name}.{field}")), m))?;
+                }
+            }
+        }
+        let idle = parse_optional_duration(&self.claimed_idle_reminder)
+            .map_err(|m| (key("claimed_idle_reminder"), m))?;
+        let offer = parse_optional_duration(&self.claimed_offer_after)
+            .map_err(|m| (key("claimed_offer_after"), m))?;
+        if let (Some(idle), Some(offer)) = (idle, offer)
+            && offer <= idle
+        {
+            return Err((
+                key("claimed_offer_after"),
+                format!(
+                    "\"{}\" must be longer than claimed_idle_reminder \"{}\": the assignee is reminded first, then the ticket is offered to others",
+                    self.claimed_offer_after, self.claimed_idle_reminder
+                ),
+            ));
+        }
+        if self.close_waiting_after_days > 365 {
+            return Err((
+                key("close_waiting_after_days"),
+                format!(
+                    "{} days is more than a year: use at most 365, or 0 to never close",
+                    self.close_waiting_after_days
+                ),
+            ));
+        }
+        for m in &self.managers.telegram {
+            let name = m.strip_prefix('@').unwrap_or("");
+            let ok = (5..=32).contains(&name.len())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err((
+                    key("managers.telegram"),
+                    format!(
+                        "\"{m}\" is not a Telegram username: write it with the @, e.g. \"@shop_owner\""
+                    ),
+                ));
+            }
+        }
+        if self.managers.console.iter().any(|m| m.trim().is_empty()) {
+            return Err((
+                key("managers.console"),
+                "an empty name: give each manager a name".into(),
+            ));
+        }
+        let interval =
+            parse_duration(&self.timer_interval).map_err(|m| (key("timer_interval"), m))?;
+        if interval > Duration::from_secs(600) {
+            return Err((
+                key("timer_interval"),
+                format!(
+                    "\"{}\" is too long for timely reminders: use at most \"10m\"",
+                    self.timer_interval
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -336,6 +543,18 @@ impl Config {
         }
     }
 
+    /// The business-hours calendar of `[hours]`; errors are (key, message).
+    pub fn business_hours(&self) -> Result<BusinessHours, (String, String)> {
+        self.hours.build().map_err(|(key, message)| {
+            let key = if key == "hours" {
+                key
+            } else {
+                format!("hours.{key}")
+            };
+            (key, message)
+        })
+    }
+
     /// Check values that the types alone do not; returns (key, message).
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.languages.is_empty() {
@@ -370,8 +589,21 @@ impl Config {
             };
             return Err((key, e.to_string()));
         }
-        if let Err(message) = parse_duration(&self.tickets.first_response_target) {
-            return Err(("first_response_target".into(), message));
+        self.tickets.validate()?;
+        self.business_hours()?;
+        if let Some(link) = &self.survey.review_link {
+            let l = link.trim();
+            let ok = (l.starts_with("https://") || l.starts_with("http://"))
+                && l.len() > "https://".len()
+                && !l.contains(char::is_whitespace);
+            if !ok {
+                return Err((
+                    "survey.review_link".into(),
+                    format!(
+                        "\"{link}\" is not a link: write the full address, e.g. \"https://g.page/r/your-shop/review\""
+                    ),
+                ));
+            }
         }
         for (lang, overrides) in &self.messages {
             if !is_language_code(lang) {
@@ -396,14 +628,39 @@ impl Config {
     }
 }
 
-/// The first line mentioning `key` as a key, else 1.
+/// The line of `key` ("tickets.targets.complaint.resolution_target"): inside
+/// the most specific table header the key lies under, else the first line
+/// mentioning its last part as a key, else 1.
 fn line_of_key(text: &str, key: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let parts: Vec<&str> = key.split('.').collect();
+    let is_key_line = |l: &str, k: &str| {
+        let l = l.trim_start();
+        l.starts_with(k) && l[k.len()..].trim_start().starts_with(['=', '.'])
+    };
+    for cut in (1..=parts.len()).rev() {
+        let table = parts[..cut].join(".");
+        let Some(header) = lines.iter().position(|l| {
+            let l = l.trim();
+            l.strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .is_some_and(|t| t.trim() == table)
+        }) else {
+            continue;
+        };
+        let Some(first) = parts[cut..].first() else {
+            return header + 1;
+        };
+        let found = lines[header + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .position(|l| is_key_line(l, first));
+        return found.map_or(header + 1, |i| header + 2 + i);
+    }
     let last = key.rsplit('.').next().unwrap_or(key);
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.starts_with(last) && l[last.len()..].trim_start().starts_with(['=', '.'])
-        })
+    lines
+        .iter()
+        .position(|l| is_key_line(l, last))
         .map(|i| i + 1)
         .unwrap_or(1)
 }
@@ -504,6 +761,152 @@ mod tests {
         );
         assert!(parse("languages = []\n").is_err());
         assert!(parse("languages = \"en\"\n").is_err());
+    }
+
+    #[test]
+    fn targets_reminders_hours_and_review_link() {
+        let config = parse(
+            "[tickets]\nresolution_target = \"8h\"\nclaimed_idle_reminder = \"off\"\nclose_waiting_after_days = 0\n\
+             [tickets.targets.complaint]\nfirst_response_target = \"15m\"\n\
+             [tickets.managers]\ntelegram = [\"@shop_owner\"]\ndiscord = [42]\n\
+             [hours]\ntimezone = \"Europe/Rome\"\nmonday = \"9:00-13:00, 14:00-18:00\"\nholidays = [\"2026-12-25\"]\n\
+             [survey]\nreview_link = \"https://example.com/review\"\n",
+        )
+        .unwrap();
+        let targets = config.tickets.targets();
+        assert_eq!(targets.resolution, Duration::from_secs(8 * 3600));
+        assert_eq!(
+            targets.overrides["complaint"].first_response,
+            Some(Duration::from_secs(900))
+        );
+        let policy = config.tickets.policy();
+        assert_eq!(policy.claimed_idle, None);
+        assert_eq!(policy.close_waiting_after, None);
+        assert_eq!(policy.claimed_offer, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(
+            config.tickets.managers.mentions(Channel::Discord),
+            vec!["<@42>".to_string()]
+        );
+        assert!(config.business_hours().unwrap().has_schedule());
+        assert_eq!(Config::default().tickets.policy(), Policy::default());
+        assert_eq!(Config::default().tickets.targets(), Targets::default());
+    }
+
+    #[test]
+    fn bad_timer_and_hours_values_name_file_line_and_key() {
+        let cases: &[(&str, usize, &str, &str)] = &[
+            (
+                "[tickets]\nresolution_target = \"tomorrow\"\n",
+                2,
+                "tickets.resolution_target",
+                "not a duration",
+            ),
+            (
+                "[tickets]\nfirst_response_target = \"2h\"\nresolution_target = \"1h\"\n",
+                3,
+                "tickets.resolution_target",
+                "shorter",
+            ),
+            (
+                "[tickets]\nclaimed_idle_reminder = \"5h\"\n",
+                1,
+                "tickets.claimed_offer_after",
+                "longer than",
+            ),
+            (
+                "[tickets]\nclaimed_idle_reminder = \"soonish\"\n",
+                2,
+                "tickets.claimed_idle_reminder",
+                "\"off\"",
+            ),
+            (
+                "[tickets]\nclose_waiting_after_days = 1000\n",
+                2,
+                "tickets.close_waiting_after_days",
+                "at most 365",
+            ),
+            (
+                "[tickets]\ntimer_interval = \"1h\"\n",
+                2,
+                "tickets.timer_interval",
+                "at most",
+            ),
+            (
+                "[tickets]\n\n[tickets.targets.complaint]\nresolution_target = \"1 day\"\n",
+                4,
+                "tickets.targets.complaint.resolution_target",
+                "not a duration",
+            ),
+            (
+                "[tickets.targets.\"bad name\"]\nfirst_response_target = \"1h\"\n",
+                1,
+                "tickets.targets.bad name",
+                "escalation reason",
+            ),
+            (
+                "[tickets.managers]\ntelegram = [\"boss\"]\n",
+                2,
+                "tickets.managers.telegram",
+                "@shop_owner",
+            ),
+            (
+                "[hours]\ntimezone = \"Europe/Atlantis\"\n",
+                2,
+                "hours.timezone",
+                "IANA",
+            ),
+            (
+                "[hours]\nmonday = \"25:00-9:00\"\n",
+                2,
+                "hours.monday",
+                "not opening hours",
+            ),
+            (
+                "[hours]\ntuesday = \"18:00-9:00\"\n",
+                2,
+                "hours.tuesday",
+                "ends before it starts",
+            ),
+            (
+                "[hours]\nfriday = \"9:00-14:00, 13:00-17:00\"\n",
+                2,
+                "hours.friday",
+                "overlaps",
+            ),
+            (
+                "[hours]\nmonday = \"9:00-17:00\"\nholidays = [\"25/12/2026\"]\n",
+                3,
+                "hours.holidays",
+                "YYYY-MM-DD",
+            ),
+            (
+                "[hours]\nsunday = \"closed\"\n",
+                1,
+                "hours",
+                "every day is closed",
+            ),
+            (
+                "[survey]\nreview_link = \"our website\"\n",
+                2,
+                "survey.review_link",
+                "not a link",
+            ),
+        ];
+        for (text, want_line, want_key, want_message) in cases {
+            match parse(text) {
+                Err(ConfigError::Invalid {
+                    line, key, message, ..
+                }) => {
+                    assert_eq!(
+                        (line, key.as_str()),
+                        (*want_line, *want_key),
+                        "{text}: {message}"
+                    );
+                    assert!(message.contains(want_message), "{text}: {message}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

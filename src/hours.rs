@@ -141,12 +141,19 @@ fn parse_ranges(spec: &str) -> Result<Vec<(Time, Time)>, String> {
     Ok(ranges)
 }
 
+/// How "24:00" is kept: the last instant of the day.
+const END_OF_DAY: Time = Time::MAX;
+
 /// "9:00", "09:30", "24:00" (end of day).
 fn parse_time(text: &str) -> Option<Time> {
     let (h, m) = text.trim().split_once(':')?;
-    let (h, m): (i8, i8) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+    let (h, m) = (h.trim(), m.trim());
+    if h.is_empty() || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
     if h == 24 && m == 0 {
-        return Time::new(23, 59, 59, 999_999_999).ok();
+        return Some(END_OF_DAY);
     }
     Time::new(h, m, 0, 0).ok()
 }
@@ -201,10 +208,18 @@ impl BusinessHours {
                     .to_datetime(*s)
                     .to_zoned_datetime(self.tz.clone())
                     .ok()?;
-                let end = date
-                    .to_datetime(*e)
-                    .to_zoned_datetime(self.tz.clone())
-                    .ok()?;
+                // "24:00" is kept as the last instant of the day; it means the
+                // start of the next one.
+                let end = if *e == END_OF_DAY {
+                    date.tomorrow()
+                        .ok()?
+                        .to_zoned_datetime(self.tz.clone())
+                        .ok()?
+                } else {
+                    date.to_datetime(*e)
+                        .to_zoned_datetime(self.tz.clone())
+                        .ok()?
+                };
                 (start.timestamp() < end.timestamp()).then(|| (start.timestamp(), end.timestamp()))
             })
             .collect()
@@ -431,5 +446,24 @@ mod tests {
         assert_eq!(key, "holidays");
         assert!(parse_ranges("9:00-13:00, 15:00-24:00").is_ok());
         assert!(parse_ranges("25:00-26:00").is_err());
+        assert!(parse_ranges("25:00-9:00").is_err());
+        assert!(parse_ranges("9:5-10:00").is_err());
+        assert!(parse_ranges("+9:00-10:00").is_err());
+    }
+
+    #[test]
+    fn open_until_midnight_counts_the_whole_day() {
+        let h = HoursConfig {
+            monday: Some("0:00-24:00".into()),
+            ..HoursConfig::default()
+        }
+        .build()
+        .unwrap();
+        assert_eq!(
+            h.between(ts("2026-01-05T00:00:00Z"), ts("2026-01-06T00:00:00Z")),
+            SignedDuration::from_hours(24)
+        );
+        assert!(h.is_open(ts("2026-01-05T23:59:59Z")));
+        assert!(!h.is_open(ts("2026-01-06T00:00:00Z")));
     }
 }

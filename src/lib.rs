@@ -21,6 +21,7 @@
 //! - [`report`]: figures for the owner.
 //! - [`eval`]: measuring the matcher on labelled data (`frontdesk eval`).
 //! - [`hours`]: business hours and the calendar arithmetic of ticket clocks.
+//! - [`sla`]: response-time targets, each ticket's clock, the reminder schedule.
 //! - [`config`]: the configuration file, frontdesk.toml.
 //! - [`cli`]: the command line.
 //!
@@ -38,4 +39,5 @@ pub mod intents;
 pub mod model;
 pub mod nlu;
 pub mod report;
+pub mod sla;
 pub mod store;

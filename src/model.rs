@@ -107,6 +107,11 @@ pub enum DialogueState {
         /// The conversation rated.
         conversation: u64,
     },
+    /// A detractor was asked (once) what went wrong; the next text is the comment.
+    AwaitingComment {
+        /// The conversation whose rating the comment belongs to.
+        conversation: u64,
+    },
 }
 
 /// A customer as the store keeps them.
@@ -271,6 +276,52 @@ pub enum TicketEventKind {
     },
     /// Reopened.
     Reopened,
+    /// A timer reminder or notice went out (recorded so it goes out once).
+    Reminder {
+        /// Which one.
+        reminder: ReminderKind,
+    },
+    /// Closed by the bot: the customer did not answer staff's last reply in time.
+    ClosedNoReply,
+}
+
+/// The timer-driven reminders and notices of a ticket, each sent at most once
+/// per waiting period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReminderKind {
+    /// Unclaimed, half of the first-response target gone: staff chat re-pinged.
+    FirstResponseHalf,
+    /// Unclaimed, first-response target missed: staff chat re-pinged, managers mentioned.
+    FirstResponseMissed,
+    /// First-response target missed: the customer was told "still on it".
+    CustomerStillOnIt,
+    /// Claimed, no staff reply for a while: the assignee was reminded.
+    ClaimedIdle,
+    /// Claimed, no staff reply for longer: offered to the rest of the staff.
+    OfferedToOthers,
+}
+
+impl ReminderKind {
+    /// Snake-case name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReminderKind::FirstResponseHalf => "first_response_half",
+            ReminderKind::FirstResponseMissed => "first_response_missed",
+            ReminderKind::CustomerStillOnIt => "customer_still_on_it",
+            ReminderKind::ClaimedIdle => "claimed_idle",
+            ReminderKind::OfferedToOthers => "offered_to_others",
+        }
+    }
+}
+
+/// The response-time targets a ticket is held to, fixed when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketTargets {
+    /// First staff reply within this many (business) seconds.
+    pub first_response_secs: u64,
+    /// Resolution within this many (business) seconds.
+    pub resolution_secs: u64,
 }
 
 /// One timestamped change of a ticket, with who did it.
@@ -306,6 +357,15 @@ pub struct Ticket {
     pub status: TicketStatus,
     /// Who claimed it.
     pub assignee: Option<String>,
+    /// The platform id of who claimed it (for mentions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<String>,
+    /// The intent that escalated, for tickets opened by an escalating intent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    /// The targets it is held to (absent on tickets from before targets existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<TicketTargets>,
     /// The last resolution note.
     pub resolution_note: Option<String>,
     /// Opened at.
@@ -377,9 +437,28 @@ pub struct Rating {
     pub score: u8,
     /// When.
     pub at: Timestamp,
+    /// What went wrong, in the customer's words (detractors are asked once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 impl Rating {
+    /// A detractor: CSAT 1–2 or NPS 0–6.
+    pub fn is_detractor(&self) -> bool {
+        match self.kind {
+            SurveyKind::Csat => self.score <= 2,
+            SurveyKind::Nps => NpsClass::of(self.score) == NpsClass::Detractor,
+        }
+    }
+
+    /// A promoter: CSAT 5 or NPS 9–10.
+    pub fn is_promoter(&self) -> bool {
+        match self.kind {
+            SurveyKind::Csat => self.score >= 5,
+            SurveyKind::Nps => NpsClass::of(self.score) == NpsClass::Promoter,
+        }
+    }
+
     /// The NPS class, for NPS ratings.
     pub fn nps_class(&self) -> Option<NpsClass> {
         (self.kind == SurveyKind::Nps).then(|| NpsClass::of(self.score))

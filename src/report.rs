@@ -213,6 +213,10 @@ pub fn tickets_text(tickets: &[Ticket]) -> String {
                 TicketEventKind::Resolved { note } if note.is_empty() => "resolved".into(),
                 TicketEventKind::Resolved { note } => format!("resolved: {note}"),
                 TicketEventKind::Reopened => "reopened".into(),
+                TicketEventKind::Reminder { reminder } => {
+                    format!("reminder ({})", reminder.as_str())
+                }
+                TicketEventKind::ClosedNoReply => "closed (no answer from the customer)".into(),
             };
             out.push(format!(
                 "    {}  {:<10} {what}",

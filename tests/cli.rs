@@ -286,3 +286,34 @@ fn a_data_directory_in_use_is_reported_not_corrupted() {
     drop(stdin);
     assert!(chat.wait().unwrap().success());
 }
+
+#[test]
+fn console_wait_lets_reminders_fall_due() {
+    let data = tempfile::tempdir().unwrap();
+    let script = "I want to talk to a person\n\
+                  /wait 31m\n\
+                  /wait 30m\n\
+                  /wait soon\n\
+                  !claim 1\n";
+    let out = run(&["chat", "--data", data.path().to_str().unwrap()], script);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", stdout, text(&out.stderr));
+    assert!(
+        stdout.contains("usually within 1 hour"),
+        "the customer is told when to expect an answer: {stdout}"
+    );
+    assert!(stdout.contains("(time passes: 31 minutes;"), "{stdout}");
+    let half = stdout
+        .find("[staff] ⏳ Ticket #1 is still waiting to be claimed")
+        .expect("half-target re-ping");
+    let missed = stdout
+        .find("[staff] 🚨 Ticket #1 missed its first-response target")
+        .expect("missed-target re-ping");
+    let still = stdout
+        .find("bot> Sorry for the wait")
+        .expect("the customer hears \"still on it\"");
+    assert!(half < missed && missed <= still, "{stdout}");
+    assert_eq!(stdout.matches("Sorry for the wait").count(), 1, "{stdout}");
+    assert!(stdout.contains("usage: /wait DURATION"), "{stdout}");
+    assert!(stdout.contains("looking at your request #1"), "{stdout}");
+}

@@ -12,7 +12,12 @@
 //! - `press-payload: <payload>`: the customer presses a button with a raw payload (stale or forged buttons).
 //! - `staff: <text>`: staff type a command; `staff-in(<ticket>): <text>`: staff write in a ticket's context.
 //! - `staff-press: <payload>`: staff press a ping button (`claim:1`).
+//! - `staff-as(<name>): <text>`: another member of staff (id `staff-<name>`) types a command.
 //! - `advance: <duration>`: time passes (`30m`, `2h`); every step also advances one second.
+//! - `tick:`: the timer fires (reminders that fell due go out).
+//! - `wait: <duration>`: time passes, then the timer fires (`advance` + `tick`).
+//! - `at: <instant>`: the clock jumps to an RFC 3339 instant (forward only),
+//!   e.g. `at: 2026-01-10T17:00:00Z`. Scripts start on Monday 2026-01-05 10:00 UTC.
 //! - `restart:`: the engine is dropped and rebuilt on the same data directory.
 //! - `repeat-event: <id>`: the next step carries this event id (a second time, it must do nothing).
 //!
@@ -28,6 +33,9 @@
 //! - `> check: ticket N <field> = <json>`: a field of ticket N as stored (`status`, `assignee`, …).
 //! - `> check: report <key> = <json>`: a key of `frontdesk report --json`.
 //! - `> check: customer <field> = <json>`: a field of the (default) customer's record.
+//! - `> check: clock N first_response|resolution = <json>`: where a target of
+//!   ticket N stands now (`"running"`, `"met"`, `"missed"`).
+//! - `> check: rating <conversation> <field> = <json>`: a field of a stored rating.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +45,7 @@ use frontdesk::engine::{CustomerInfo, Engine, EngineSettings, Inbound, Knowledge
 use frontdesk::intents::IntentSet;
 use frontdesk::model::{Action, Button, Channel, CustomerKey, Outgoing};
 use frontdesk::report::Report;
+use frontdesk::sla::ticket_clock;
 use frontdesk::store::{SledStore, Store};
 use jiff::Timestamp;
 
@@ -139,6 +148,14 @@ impl Runner {
             channel: Channel::Console,
             id: "staff-1".into(),
             name: "Ana".into(),
+        }
+    }
+
+    fn staff_named(name: &str) -> StaffMember {
+        StaffMember {
+            channel: Channel::Console,
+            id: format!("staff-{name}"),
+            name: name.into(),
         }
     }
 
@@ -286,6 +303,27 @@ impl Runner {
                     f => value[f].clone(),
                 }
             }
+            ["clock", n, which] => {
+                let Some(ticket) = store.ticket(n.parse().unwrap()).unwrap() else {
+                    self.fail(format!("no ticket #{n}"));
+                };
+                let now = self.now;
+                let settings = self.engine().settings();
+                let clock = ticket_clock(&ticket, &settings.targets, &settings.hours, now);
+                let mark = match *which {
+                    "first_response" => clock.first_response,
+                    "resolution" => clock.resolution,
+                    other => self.fail(format!("unknown clock `{other}`")),
+                };
+                serde_json::Value::from(mark.as_str())
+            }
+            ["rating", conversation, field] => {
+                let rating = store.rating(conversation.parse().unwrap()).unwrap();
+                let Some(rating) = rating else {
+                    self.fail(format!("no rating of conversation {conversation}"));
+                };
+                serde_json::to_value(rating).unwrap()[*field].clone()
+            }
             ["report", key] => {
                 let report =
                     serde_json::to_value(Report::compute(store.as_ref()).unwrap()).unwrap();
@@ -387,6 +425,30 @@ impl Runner {
                     text: expand(arg),
                     ticket: who.map(|n| n.parse().expect("staff-in(N)")),
                 }),
+                "staff-as" => self.step(Inbound::StaffText {
+                    staff: Self::staff_named(who.expect("staff-as(<name>)")),
+                    text: expand(arg),
+                    ticket: None,
+                }),
+                "tick" => self.step(Inbound::Tick),
+                "wait" => {
+                    let d = parse_duration(arg).expect("wait: duration");
+                    self.now = self
+                        .now
+                        .checked_add(jiff::SignedDuration::from_secs(d.as_secs() as i64))
+                        .unwrap();
+                    self.step(Inbound::Tick);
+                }
+                "at" => {
+                    let at: Timestamp = line["at:".len()..]
+                        .trim()
+                        .parse()
+                        .unwrap_or_else(|e| self.fail(format!("at: not an instant: {e}")));
+                    if at < self.now {
+                        self.fail("at: the clock only moves forward");
+                    }
+                    self.now = at;
+                }
                 "staff-press" => self.step(Inbound::StaffButton {
                     staff: Self::staff(),
                     payload: arg.to_string(),

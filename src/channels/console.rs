@@ -9,10 +9,15 @@
 //! so a conversation can be scripted. Actions are printed from the outbox and
 //! acknowledged, so a reply committed just before a crash is printed at the
 //! next start.
+//!
+//! Timers: the engine's timer tick is fired at start and before each line, so
+//! reminders that fell due are printed first. `/wait 2h` lets time pass in
+//! the console (its clock runs ahead of the real one from then on) and fires
+//! the tick: a way to watch a ticket's reminders by hand.
 
 use std::io::{BufRead, Write};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::engine::{CustomerInfo, Engine, EngineError, Inbound, StaffMember};
 use crate::model::{Action, Button, Channel, CustomerKey, Outgoing};
@@ -60,7 +65,8 @@ impl Default for ConsoleIdentity {
 const HELP: &str = "You are the customer: type a question, e.g. \"When are you open?\" or \"¿A qué hora abren?\".
 Buttons are numbered: type the number or the label.
 Staff commands start with !: !tickets, !claim N, !reply N text, !resolve N note, !reopen N.
-/start greets, /attach WHAT sends a pretend photo or file, /help shows this, /quit or Ctrl-D leaves.";
+/start greets, /attach WHAT sends a pretend photo or file, /wait 2h lets two hours pass (reminders fall due),
+/help shows this, /quit or Ctrl-D leaves.";
 
 /// The console session.
 pub struct Console<'e> {
@@ -69,6 +75,8 @@ pub struct Console<'e> {
     interactive: bool,
     /// The buttons of the latest customer-side output, in the order printed.
     buttons: Vec<Button>,
+    /// How far `/wait` moved the console's clock ahead of the real one.
+    offset: SignedDuration,
 }
 
 impl<'e> Console<'e> {
@@ -79,6 +87,7 @@ impl<'e> Console<'e> {
             identity,
             interactive,
             buttons: Vec::new(),
+            offset: SignedDuration::ZERO,
         }
     }
 
@@ -130,6 +139,9 @@ impl<'e> Console<'e> {
             )?;
             self.deliver(pending, output)?;
         }
+        let at = now().checked_add(self.offset).unwrap_or(now());
+        let due = self.engine.handle(None, Inbound::Tick, at)?;
+        self.deliver(due, output)?;
         let mut line = Vec::new();
         loop {
             if self.interactive {
@@ -146,10 +158,32 @@ impl<'e> Console<'e> {
             if !self.interactive && !text.trim().is_empty() {
                 writeln!(output, "> {}", crate::engine::clip(text, 200))?;
             }
-            match self.step(text, now())? {
+            // What fell due since the last line comes first.
+            let due = self.engine.handle(
+                None,
+                Inbound::Tick,
+                now().checked_add(self.offset).unwrap_or(now()),
+            )?;
+            self.deliver(due, output)?;
+            let at = now().checked_add(self.offset).unwrap_or(now());
+            match self.step(text, at)? {
                 Step::Quit => break,
                 Step::Help => writeln!(output, "{HELP}")?,
                 Step::Nothing => {}
+                Step::Waited(by) => {
+                    self.offset += by;
+                    let at = now().checked_add(self.offset).unwrap_or(now());
+                    let local = self.engine.settings().hours.local(at);
+                    writeln!(
+                        output,
+                        "(time passes: {}; it is now {} in the shop's time zone)",
+                        crate::engine::Messages::english().duration(by.as_secs().max(0) as u64),
+                        local.strftime("%A %Y-%m-%d %H:%M")
+                    )?;
+                    let due = self.engine.handle(None, Inbound::Tick, at)?;
+                    self.deliver(due, output)?;
+                }
+                Step::Usage(text) => writeln!(output, "{text}")?,
                 Step::Actions(out) => self.deliver(out, output)?,
             }
         }
@@ -167,6 +201,15 @@ impl<'e> Console<'e> {
         let inbound = match trimmed {
             "/quit" | "/exit" => return Ok(Step::Quit),
             "/help" => return Ok(Step::Help),
+            _ if trimmed == "/wait" || trimmed.starts_with("/wait ") => {
+                let arg = trimmed["/wait".len()..].trim();
+                return Ok(match crate::config::parse_duration(arg) {
+                    Ok(d) => Step::Waited(SignedDuration::from_secs(
+                        d.as_secs().min(366 * 86_400) as i64
+                    )),
+                    Err(message) => Step::Usage(format!("usage: /wait DURATION — {message}")),
+                });
+            }
             "/start" => Inbound::Start {
                 customer: self.customer(),
             },
@@ -269,6 +312,8 @@ enum Step {
     Quit,
     Help,
     Nothing,
+    Waited(SignedDuration),
+    Usage(String),
     Actions(Vec<Outgoing>),
 }
 

@@ -3,7 +3,8 @@
 //! runtime (dispatcher, outbox workers, pacing, shutdown) for the platforms.
 //!
 //! [`serve`] starts every configured platform channel in one process over one
-//! engine and store, and returns when all of them have stopped.
+//! engine and store, with the timer ticker (`[tickets] timer_interval`), and
+//! returns when all of them have stopped.
 
 pub mod console;
 pub mod discord;
@@ -88,7 +89,14 @@ pub async fn serve(
     if tasks.is_empty() {
         return Err(ChannelError::NoChannel);
     }
-    join_all(tasks).await
+    let ticker = tokio::spawn(runtime::run_ticker(
+        dispatcher.clone(),
+        config.tickets.timer_interval(),
+        shutdown.clone(),
+    ));
+    let result = join_all(tasks).await;
+    ticker.abort();
+    result
 }
 
 /// Wait for every channel task; the first error is returned (after the rest stopped).

@@ -10,6 +10,9 @@
 //!   holding up other recipients; a refusal for good is moved to the failed list.
 //! - [`RateLimiter`]: pacing below a platform's limits, so that limits are
 //!   respected by waiting rather than by errors.
+//! - [`run_ticker`]: fires the engine's timer tick at start and then
+//!   periodically, so reminders go out on time (the engine decides what is due
+//!   from the time it is given; the ticker only says "time passed").
 //! - [`Shutdown`]: the signal that stops channels gracefully.
 
 use std::collections::{HashMap, VecDeque};
@@ -118,6 +121,36 @@ impl Dispatcher {
             }
         }
         Ok(out)
+    }
+}
+
+impl Dispatcher {
+    /// Fire the engine's timer tick now: due reminders are committed and their
+    /// channels woken.
+    pub async fn tick(&self) -> Result<Vec<Outgoing>, EngineError> {
+        self.handle(None, Inbound::Tick).await
+    }
+}
+
+/// Fire the timer tick at start and every `every` until shutdown. A failed
+/// tick is logged and retried at the next one (nothing was written).
+pub async fn run_ticker(dispatcher: Dispatcher, every: Duration, mut shutdown: Shutdown) {
+    let every = every.max(Duration::from_secs(1));
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        match dispatcher.tick().await {
+            Ok(out) if !out.is_empty() => {
+                tracing::info!(actions = out.len(), "timer: reminders due");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "timer tick failed; retrying at the next one"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait() => return,
+        }
     }
 }
 
@@ -426,6 +459,66 @@ mod tests {
         // The third send to "group" waits for the window.
         limiter.wait("group").await;
         assert!(start.elapsed() >= Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn the_ticker_fires_at_start_and_stops_at_shutdown() {
+        use crate::config::Config;
+        use crate::engine::{CustomerInfo, EngineSettings, Knowledge};
+        let config = Config::default();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+        let intents = crate::intents::IntentSet::load_dir(&dir, &config.languages).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            Knowledge::build(intents, config.matcher),
+            EngineSettings::from_config(&config),
+        ));
+        let opened: Timestamp = "2026-01-05T10:00:00Z".parse().unwrap();
+        let customer = CustomerInfo {
+            key: CustomerKey::new(Channel::Telegram, "7"),
+            name: "Lucía".into(),
+            address: "7".into(),
+            language_hint: None,
+        };
+        engine
+            .handle(
+                None,
+                Inbound::Message {
+                    customer,
+                    text: "I want to talk to a person".into(),
+                    attachment: None,
+                },
+                opened,
+            )
+            .unwrap();
+        for o in store.pending().unwrap() {
+            store.acknowledge(o.id).unwrap();
+        }
+        // The clock stands 31 minutes later: half the hour's target is gone.
+        let later = opened
+            .checked_add(jiff::SignedDuration::from_mins(31))
+            .unwrap();
+        let dispatcher = Dispatcher::with_clock(engine, Arc::new(move || later));
+        let (trigger, shutdown) = Shutdown::new();
+        let ticker = tokio::spawn(run_ticker(dispatcher, Duration::from_secs(3600), shutdown));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let reminder = loop {
+            let found = store.pending().unwrap().into_iter().find(|o| {
+                matches!(&o.action, Action::ToStaff { ticket: Some(1), text, .. }
+                    if text.contains("still waiting to be claimed"))
+            });
+            if let Some(o) = found {
+                break o;
+            }
+            assert!(Instant::now() < deadline, "no reminder from the ticker");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(reminder.action.channel(), Channel::Telegram);
+        trigger.trigger();
+        ticker.await.unwrap();
+        assert_eq!(store.pending().unwrap().len(), 1, "sent once");
     }
 
     #[tokio::test]

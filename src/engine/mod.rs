@@ -12,7 +12,15 @@
 //! asks "Did you mean …?"; no match, [No], a request for a person or an
 //! escalating intent opens a ticket and pings staff; while a ticket is open the
 //! customer and staff talk through the bot; a resolution is followed, once,
-//! by the rating question.
+//! by the rating question; a detractor is asked (once) what went wrong, a
+//! promoter is thanked and, if configured, invited to leave a review.
+//!
+//! Timers: [`Inbound::Tick`] carries no data but the time. It scans the open
+//! tickets and sends what [`crate::sla::due`] says is due (re-pings in the
+//! staff chat, the managers' mention, the customer's one "still on it", the
+//! assignee's reminder, the offer to others, the close of a ticket whose
+//! customer never answered), recording each as a ticket event in the same
+//! atomic write, so a restart neither repeats nor loses one.
 
 mod messages;
 pub mod staff;
@@ -22,18 +30,19 @@ pub use staff::StaffCommand;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
-use crate::config::Config;
+use crate::config::{Config, ManagersConfig};
+use crate::hours::BusinessHours;
 use crate::intents::{Intent, IntentSet, Role};
 use crate::model::{
     Action, Button, Channel, Conversation, Customer, CustomerKey, DialogueState, EscalationReason,
-    Line, Outgoing, Rating, ResolvedBy, Speaker, SurveyKind, Ticket, TicketEvent, TicketEventKind,
-    TicketStatus,
+    Line, Outgoing, Rating, ReminderKind, ResolvedBy, Speaker, SurveyKind, Ticket, TicketEvent,
+    TicketEventKind, TicketStatus,
 };
 use crate::nlu::{Matcher, MatcherConfig, Verdict};
+use crate::sla::{self, Due, Policy, Targets};
 use crate::store::{Change, Counters, Store, StoreError};
 
 /// Longest text kept of one message (characters); longer ones are cut with a marker.
@@ -47,6 +56,9 @@ pub const MAX_TRANSCRIPT_LINES: usize = 200;
 pub const CONVERSATION_IDLE: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 /// Transcript lines shown in a staff ping.
 pub const PING_EXCERPT_LINES: usize = 6;
+/// A ticket the bot closed for want of an answer reopens when its customer
+/// writes within this long; later, a message starts a new conversation.
+pub const REOPEN_WINDOW: SignedDuration = SignedDuration::from_hours(30 * 24);
 
 /// Button payloads the engine understands from customers.
 mod payload {
@@ -123,6 +135,10 @@ pub enum Inbound {
         /// The payload.
         payload: String,
     },
+    /// Time passed: send the reminders and notices that fell due. Channels
+    /// fire it periodically; it carries nothing but the time given to
+    /// [`Engine::handle`].
+    Tick,
 }
 
 /// Why the engine failed. Nothing was written when it fails.
@@ -142,8 +158,16 @@ pub struct EngineSettings {
     pub default_language: String,
     /// CSAT or NPS.
     pub survey: SurveyKind,
-    /// First-response target told to customers.
-    pub first_response_target: Duration,
+    /// Response-time targets.
+    pub targets: Targets,
+    /// The shop's business hours (targets count only open time).
+    pub hours: BusinessHours,
+    /// Reminder timers.
+    pub policy: Policy,
+    /// Who is mentioned when a first-response target is missed.
+    pub managers: ManagersConfig,
+    /// Where promoters are invited to leave a review.
+    pub review_link: Option<String>,
     /// The bot's sentences per language.
     pub messages: BTreeMap<String, Messages>,
 }
@@ -170,7 +194,16 @@ impl EngineSettings {
             languages: config.languages.clone(),
             default_language: config.default_language.clone(),
             survey: config.survey.kind,
-            first_response_target: config.tickets.first_response(),
+            targets: config.tickets.targets(),
+            // Validated at load; a configuration built in code falls back to always open.
+            hours: config.business_hours().unwrap_or_default(),
+            policy: config.tickets.policy(),
+            managers: config.tickets.managers.clone(),
+            review_link: config
+                .survey
+                .review_link
+                .as_ref()
+                .map(|l| l.trim().to_string()),
             messages,
         }
     }
@@ -260,6 +293,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let knowledge = self.knowledge();
+        let is_tick = inbound == Inbound::Tick;
         let mut turn = Turn {
             tx: Tx::new(self.store.as_ref())?,
             knowledge: &knowledge,
@@ -287,8 +321,13 @@ impl Engine {
                     format!("Unknown button \"{}\".", clip(&payload, 60)),
                 ),
             },
+            Inbound::Tick => turn.tick()?,
         }
         let mut change = turn.tx.into_change();
+        if is_tick && change.is_empty() {
+            // Nothing fell due: no write at all.
+            return Ok(Vec::new());
+        }
         change.handled = event_id.map(str::to_string);
         Ok(self.store.commit(change)?)
     }
@@ -620,6 +659,35 @@ impl<'a> Turn<'a> {
             }
         }
 
+        // A detractor was asked what went wrong: what they write is the answer.
+        if let DialogueState::AwaitingComment { conversation } = state {
+            let comment = match attachment {
+                Some(what) if text.is_empty() => format!("[{}]", clip(what, 100)),
+                Some(what) => format!("[{}] {text}", clip(what, 100)),
+                None => text.clone(),
+            };
+            if !comment.is_empty() {
+                return self.record_comment(info, &language, conversation, &comment);
+            }
+        }
+
+        // A ticket the bot closed for want of an answer reopens when the customer writes again.
+        let mut reopened_now = false;
+        if let DialogueState::InTicket { ticket } = state
+            && (!text.is_empty() || attachment.is_some())
+            && !staff::looks_like_command(&text)
+            && let Some(t) = self.tx.ticket(ticket)?
+            && t.status == TicketStatus::Resolved
+            && t.events
+                .last()
+                .is_some_and(|e| e.kind == TicketEventKind::ClosedNoReply)
+            && t.resolved_at
+                .is_some_and(|at| self.now.duration_since(at) < REOPEN_WINDOW)
+        {
+            self.reopen_by_customer(info, t, &language)?;
+            reopened_now = true;
+        }
+
         let mut s = self.session(info, language)?;
         let shown = match attachment {
             Some(what) if text.is_empty() => format!("[{}]", clip(what, 100)),
@@ -650,7 +718,7 @@ impl<'a> Turn<'a> {
                 let reply = self.msgs(&s.language).staff_only.clone();
                 self.say(&mut s, reply, Vec::new());
             } else if !shown.is_empty() {
-                self.relay_to_staff(&mut s, t, &shown);
+                self.relay_to_staff(&mut s, t, &shown, !reopened_now);
             }
             self.save(s);
             return Ok(());
@@ -782,8 +850,11 @@ impl<'a> Turn<'a> {
             return self.stale_button(info, language);
         }
         let mut s = self.session(info, language)?;
-        if matches!(s.customer.state, DialogueState::AwaitingRating { .. }) {
-            // Pressing anything else skips the rating.
+        if matches!(
+            s.customer.state,
+            DialogueState::AwaitingRating { .. } | DialogueState::AwaitingComment { .. }
+        ) {
+            // Pressing anything else skips the rating (or the comment).
             s.customer.state = DialogueState::Idle;
         }
         let pressed = {
@@ -924,7 +995,7 @@ impl<'a> Turn<'a> {
             if let Some(answer) = answer {
                 self.say(s, answer, Vec::new());
             }
-            return self.escalate(s, EscalationReason::EscalateIntent);
+            return self.escalate_for(s, EscalationReason::EscalateIntent, Some(&intent.id));
         }
         let Some(answer) = answer else {
             return self.unknown(s);
@@ -1060,17 +1131,98 @@ impl<'a> Turn<'a> {
             kind: self.settings.survey,
             score,
             at: self.now,
+            comment: None,
         });
         s.customer.state = DialogueState::Idle;
         if s.customer.conversation == Some(conversation) {
             s.customer.conversation = None;
         }
-        let text = self.msgs(&s.language).rate_thanks.clone();
+        let rating = self.tx.ratings.last().cloned();
+        let m = self.msgs(&s.language);
+        let text = match &rating {
+            Some(r) if r.is_detractor() => {
+                let (_, max) = self.settings.survey.range();
+                let ticket = r
+                    .ticket
+                    .map(|n| format!(" · ticket #{n}"))
+                    .unwrap_or_else(|| " · no ticket (answered by the bot)".to_string());
+                self.tell_staff(
+                    s.customer.key.channel,
+                    r.ticket,
+                    format!(
+                        "⚠️ Detractor: {} ({}) rated {score}/{max}{ticket}. They were asked what went wrong.",
+                        s.customer.name, s.customer.key
+                    ),
+                );
+                s.customer.state = DialogueState::AwaitingComment { conversation };
+                m.rate_detractor.clone()
+            }
+            Some(r) if r.is_promoter() => match &self.settings.review_link {
+                Some(link) => fill(&m.rate_promoter_review, &[("link", link)]),
+                None => m.rate_promoter.clone(),
+            },
+            _ => m.rate_thanks.clone(),
+        };
         self.say(&mut s, text, Vec::new());
         self.save(s);
     }
 
-    fn relay_to_staff(&mut self, s: &mut Session, mut ticket: Ticket, text: &str) {
+    /// The detractor's answer to "what went wrong?": stored with the rating, passed to staff.
+    fn record_comment(
+        &mut self,
+        info: &CustomerInfo,
+        language: &str,
+        conversation: u64,
+        comment: &str,
+    ) -> Result<(), EngineError> {
+        let mut s = self.session_for_rating(info, language, conversation)?;
+        push_line(
+            &mut s.conversation,
+            self.now,
+            Speaker::Customer,
+            comment,
+            None,
+        );
+        s.conversation.messages += 1;
+        let comment = clip(comment, MAX_STORED_CHARS);
+        let pending = self
+            .tx
+            .ratings
+            .iter()
+            .rposition(|r| r.conversation == conversation);
+        let rating = match pending {
+            Some(i) => Some(self.tx.ratings.remove(i)),
+            None => self.tx.store.rating(conversation)?,
+        };
+        if let Some(mut rating) = rating {
+            let (_, max) = rating.kind.range();
+            self.tell_staff(
+                s.customer.key.channel,
+                rating.ticket,
+                format!(
+                    "💬 {} on their {}/{max} rating{}: {comment}",
+                    s.customer.name,
+                    rating.score,
+                    rating
+                        .ticket
+                        .map(|n| format!(" (ticket #{n})"))
+                        .unwrap_or_default()
+                ),
+            );
+            rating.comment = Some(comment);
+            self.tx.ratings.push(rating);
+        }
+        s.customer.state = DialogueState::Idle;
+        if s.customer.conversation == Some(conversation) {
+            s.customer.conversation = None;
+        }
+        let text = self.msgs(&s.language).comment_thanks.clone();
+        self.say(&mut s, text, Vec::new());
+        self.save(s);
+        Ok(())
+    }
+
+    fn relay_to_staff(&mut self, s: &mut Session, mut ticket: Ticket, text: &str, ack: bool) {
         ticket.events.push(TicketEvent {
             at: self.now,
             by: "customer".into(),
@@ -1089,7 +1241,7 @@ impl<'a> Turn<'a> {
                 clip(text, MAX_STORED_CHARS)
             ),
         );
-        if unclaimed {
+        if unclaimed && ack {
             let ack = fill(
                 &self.msgs(&s.language).ticket_waiting,
                 &[("ticket", &number.to_string())],
@@ -1100,6 +1252,43 @@ impl<'a> Turn<'a> {
 
     /// Open a ticket, tell the customer when to expect an answer, ping staff.
     fn escalate(&mut self, s: &mut Session, reason: EscalationReason) -> Result<(), EngineError> {
+        self.escalate_for(s, reason, None)
+    }
+
+    /// When the customer can expect an answer to a ticket opened now.
+    fn opening_notice(&self, language: &str, number: u64, target_secs: u64) -> String {
+        let m = self.msgs(language);
+        let hours = &self.settings.hours;
+        let ticket = number.to_string();
+        let local_now = hours.local(self.now);
+        if !hours.is_open(self.now)
+            && let Some(opens) = hours.next_open(self.now)
+        {
+            let when = m.when(&local_now, &hours.local(opens));
+            return fill(
+                &m.ticket_opened_closed,
+                &[("ticket", &ticket), ("when", &when)],
+            );
+        }
+        let target = SignedDuration::from_secs(target_secs as i64);
+        let due = hours.add(self.now, target);
+        if self.now.checked_add(target).is_ok_and(|plain| plain == due) {
+            let eta = m.duration(target_secs);
+            fill(&m.ticket_opened, &[("ticket", &ticket), ("eta", &eta)])
+        } else {
+            // The answer time runs past closing: say by when.
+            let when = m.when(&local_now, &hours.local(due));
+            fill(&m.ticket_opened_by, &[("ticket", &ticket), ("when", &when)])
+        }
+    }
+
+    /// [`Turn::escalate`] for a ticket opened by an escalating intent (its targets may differ).
+    fn escalate_for(
+        &mut self,
+        s: &mut Session,
+        reason: EscalationReason,
+        intent: Option<&str>,
+    ) -> Result<(), EngineError> {
         if let DialogueState::InTicket { ticket } = s.customer.state
             && let Some(t) = self.tx.ticket(ticket)?
             && t.status != TicketStatus::Resolved
@@ -1126,12 +1315,8 @@ impl<'a> Turn<'a> {
                 ..l.clone()
             })
             .collect();
-        let m = self.msgs(&s.language);
-        let eta = m.duration(self.settings.first_response_target.as_secs());
-        let text = fill(
-            &m.ticket_opened,
-            &[("ticket", &number.to_string()), ("eta", &eta)],
-        );
+        let targets = self.settings.targets.for_ticket(reason, intent);
+        let text = self.opening_notice(&s.language, number, targets.first_response_secs);
         self.say(s, text, Vec::new());
         let ticket = Ticket {
             number,
@@ -1143,6 +1328,9 @@ impl<'a> Turn<'a> {
             excerpt,
             status: TicketStatus::Open,
             assignee: None,
+            assignee_id: None,
+            intent: intent.map(str::to_string),
+            targets: Some(targets),
             resolution_note: None,
             created_at: self.now,
             first_response_at: None,
@@ -1162,6 +1350,276 @@ impl<'a> Turn<'a> {
             buttons: ping_buttons(&ticket),
         });
         self.tx.put_ticket(ticket);
+        Ok(())
+    }
+
+    /// Reopen a ticket the bot closed for want of an answer: the customer wrote again.
+    fn reopen_by_customer(
+        &mut self,
+        info: &CustomerInfo,
+        mut ticket: Ticket,
+        language: &str,
+    ) -> Result<(), EngineError> {
+        let number = ticket.number;
+        let mut customer = self.load_customer(info)?;
+        if let Some(mut c) = self.tx.conversation(ticket.conversation)? {
+            c.ended_at = None;
+            c.resolved_by = None;
+            customer.conversation = Some(c.id);
+            self.tx.put_conversation(c);
+        }
+        customer.state = DialogueState::InTicket { ticket: number };
+        ticket.status = if ticket.assignee.is_some() {
+            TicketStatus::Claimed
+        } else {
+            TicketStatus::Open
+        };
+        ticket.events.push(TicketEvent {
+            at: self.now,
+            by: "customer".into(),
+            kind: TicketEventKind::Reopened,
+        });
+        let channel = ticket.customer.channel;
+        self.tx.actions.push(Action::UpdatePing {
+            channel,
+            ticket: number,
+            text: ping_text(&ticket),
+            buttons: ping_buttons(&ticket),
+        });
+        self.tell_staff(
+            channel,
+            Some(number),
+            format!(
+                "Ticket #{number} reopened: {} wrote again after it was closed for want of an answer.",
+                customer.name
+            ),
+        );
+        self.tx.put_ticket(ticket);
+        self.tx.put_customer(customer);
+        let text = fill(
+            &self.msgs(language).ticket_reopened,
+            &[("ticket", &number.to_string())],
+        );
+        self.tx.actions.push(Action::ToCustomer {
+            customer: info.key.clone(),
+            address: self
+                .tx
+                .customer(&info.key)?
+                .map(|c| c.address)
+                .unwrap_or_default(),
+            text: text.clone(),
+            buttons: Vec::new(),
+        });
+        if let Some(id) = self.tx.customer(&info.key)?.and_then(|c| c.conversation)
+            && let Some(mut c) = self.tx.conversation(id)?
+        {
+            push_line(&mut c, self.now, Speaker::Bot, &text, None);
+            self.tx.put_conversation(c);
+        }
+        Ok(())
+    }
+
+    // ----- timers --------------------------------------------------------
+
+    /// Send what fell due on every open ticket.
+    fn tick(&mut self) -> Result<(), EngineError> {
+        for ticket in self.tx.store.open_tickets()? {
+            // The pending version, should this event have changed it already.
+            let ticket = self.tx.ticket(ticket.number)?.unwrap_or(ticket);
+            let targets = self.settings.targets.of(&ticket);
+            let due = sla::due(
+                &ticket,
+                targets,
+                &self.settings.hours,
+                &self.settings.policy,
+                self.now,
+            );
+            if due.is_empty() {
+                continue;
+            }
+            let mut ticket = ticket;
+            for d in due {
+                match d {
+                    Due::Reminder(kind) => self.remind(&mut ticket, kind)?,
+                    Due::CloseNoReply => self.close_no_reply(&mut ticket)?,
+                }
+            }
+            self.tx.put_ticket(ticket);
+        }
+        Ok(())
+    }
+
+    /// Mentions of the assignee: Discord's `<@id>`; else the name.
+    fn assignee_mention(ticket: &Ticket) -> String {
+        match (ticket.customer.channel, ticket.assignee_id.as_deref()) {
+            (Channel::Discord, Some(id)) if id.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("<@{id}>")
+            }
+            _ => ticket
+                .assignee
+                .clone()
+                .unwrap_or_else(|| "whoever has it".into()),
+        }
+    }
+
+    /// A message of the bot to the ticket's customer, kept in their conversation.
+    fn say_to_ticket_customer(
+        &mut self,
+        ticket: &Ticket,
+        text: impl Fn(&Messages) -> String,
+    ) -> Result<Option<Customer>, EngineError> {
+        let Some(customer) = self.tx.customer(&ticket.customer)? else {
+            return Ok(None);
+        };
+        let language = customer
+            .language
+            .clone()
+            .filter(|l| self.is_language(l))
+            .unwrap_or_else(|| ticket.language.clone());
+        let text = text(self.msgs(&language));
+        if let Some(mut c) = self.tx.conversation(ticket.conversation)? {
+            push_line(&mut c, self.now, Speaker::Bot, &text, None);
+            self.tx.put_conversation(c);
+        }
+        self.tx.actions.push(Action::ToCustomer {
+            customer: customer.key.clone(),
+            address: customer.address.clone(),
+            text,
+            buttons: Vec::new(),
+        });
+        Ok(Some(customer))
+    }
+
+    fn remind(&mut self, ticket: &mut Ticket, kind: ReminderKind) -> Result<(), EngineError> {
+        ticket.events.push(TicketEvent {
+            at: self.now,
+            by: "bot".into(),
+            kind: TicketEventKind::Reminder { reminder: kind },
+        });
+        let number = ticket.number;
+        let channel = ticket.customer.channel;
+        let english = Messages::english();
+        let targets = self.settings.targets.of(ticket);
+        let target = english.duration(targets.first_response_secs);
+        // Whole minutes waited (business time), not rounded up.
+        let waited = english.duration(
+            (self
+                .settings
+                .hours
+                .between(ticket.created_at, self.now)
+                .as_secs()
+                .max(60) as u64
+                / 60)
+                * 60,
+        );
+        let idle_for = |d: Option<std::time::Duration>| {
+            english.duration(d.map(|d| d.as_secs()).unwrap_or(0).max(60))
+        };
+        let who = &ticket.customer_name;
+        let staff_text = match kind {
+            ReminderKind::FirstResponseHalf => Some(format!(
+                "⏳ Ticket #{number} is still waiting to be claimed: {who} has waited {waited} of the {target} first-response target. `claim {number}`"
+            )),
+            ReminderKind::FirstResponseMissed => {
+                let managers = self.settings.managers.mentions(channel);
+                let call = if managers.is_empty() {
+                    format!("Please claim it now: `claim {number}`")
+                } else {
+                    format!(
+                        "{}: please take a look (`claim {number}`)",
+                        managers.join(" ")
+                    )
+                };
+                Some(format!(
+                    "🚨 Ticket #{number} missed its first-response target of {target}: nobody has answered {who} yet. {call}"
+                ))
+            }
+            ReminderKind::CustomerStillOnIt => {
+                let n = number.to_string();
+                self.say_to_ticket_customer(ticket, |m| fill(&m.still_on_it, &[("ticket", &n)]))?;
+                None
+            }
+            ReminderKind::ClaimedIdle => {
+                let idle = idle_for(self.settings.policy.claimed_idle);
+                Some(if ticket.status == TicketStatus::Claimed {
+                    format!(
+                        "⏳ Ticket #{number}: {}, {who} has been waiting {idle} for your reply. `reply {number} …`",
+                        Self::assignee_mention(ticket)
+                    )
+                } else {
+                    format!(
+                        "⏳ Ticket #{number}: {who} has been waiting {idle} for a reply. `claim {number}`"
+                    )
+                })
+            }
+            ReminderKind::OfferedToOthers => {
+                let idle = idle_for(self.settings.policy.claimed_offer);
+                self.tx.actions.push(Action::UpdatePing {
+                    channel,
+                    ticket: number,
+                    text: ping_text(ticket),
+                    buttons: ping_buttons(ticket),
+                });
+                Some(format!(
+                    "🔄 Ticket #{number} has had no reply from {} for {idle}: anyone can take it over with `claim {number}`.",
+                    ticket.assignee.as_deref().unwrap_or("its assignee")
+                ))
+            }
+        };
+        if let Some(text) = staff_text {
+            self.tell_staff(channel, Some(number), text);
+        }
+        Ok(())
+    }
+
+    /// The customer never answered staff's last reply: close with a notice; writing again reopens.
+    fn close_no_reply(&mut self, ticket: &mut Ticket) -> Result<(), EngineError> {
+        let number = ticket.number;
+        ticket.status = TicketStatus::Resolved;
+        ticket.resolved_at = Some(self.now);
+        ticket.events.push(TicketEvent {
+            at: self.now,
+            by: "bot".into(),
+            kind: TicketEventKind::ClosedNoReply,
+        });
+        let n = number.to_string();
+        if let Some(mut customer) = self.say_to_ticket_customer(ticket, |m| {
+            fill(&m.ticket_closed_no_reply, &[("ticket", &n)])
+        })? {
+            // The customer stays with the ticket, so that writing again reopens it.
+            if customer.conversation == Some(ticket.conversation) {
+                customer.conversation = None;
+            }
+            self.tx.put_customer(customer);
+        }
+        if let Some(mut c) = self.tx.conversation(ticket.conversation)?
+            && c.ended_at.is_none()
+        {
+            c.ended_at = Some(self.now);
+            c.resolved_by = Some(ResolvedBy::Staff);
+            self.tx.put_conversation(c);
+        }
+        let days = self
+            .settings
+            .policy
+            .close_waiting_after
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or(0);
+        let channel = ticket.customer.channel;
+        self.tx.actions.push(Action::UpdatePing {
+            channel,
+            ticket: number,
+            text: ping_text(ticket),
+            buttons: ping_buttons(ticket),
+        });
+        self.tell_staff(
+            channel,
+            Some(number),
+            format!(
+                "Ticket #{number} closed: {} did not answer the last reply for {days} day(s). It reopens if they write again.",
+                ticket.customer_name
+            ),
+        );
         Ok(())
     }
 
@@ -1238,7 +1696,11 @@ impl<'a> Turn<'a> {
         let mut conversation = self.tx.conversation(ticket.conversation)?;
         let before_status = ticket.status;
         let before_assignee = ticket.assignee.clone();
-        let before = (before_status, before_assignee.as_deref());
+        let before = (
+            before_status,
+            before_assignee.as_deref(),
+            sla::is_offered(&ticket),
+        );
         let mut to_customer: Vec<(String, Vec<Button>)> = Vec::new();
         let mut staff_note: Option<String> = None;
 
@@ -1254,6 +1716,7 @@ impl<'a> Turn<'a> {
                     staff_note = Some(format!("Ticket #{number} is already yours."));
                 } else {
                     let previous = ticket.assignee.replace(staff.name.clone());
+                    ticket.assignee_id = Some(staff.id.clone());
                     ticket.status = TicketStatus::Claimed;
                     ticket.events.push(TicketEvent {
                         at: self.now,
@@ -1284,6 +1747,7 @@ impl<'a> Turn<'a> {
                     if ticket.status == TicketStatus::Open {
                         ticket.status = TicketStatus::Claimed;
                         ticket.assignee = Some(staff.name.clone());
+                        ticket.assignee_id = Some(staff.id.clone());
                         ticket.events.push(TicketEvent {
                             at: self.now,
                             by: staff.name.clone(),
@@ -1321,6 +1785,7 @@ impl<'a> Turn<'a> {
                     ticket.status = TicketStatus::Resolved;
                     if ticket.assignee.is_none() {
                         ticket.assignee = Some(staff.name.clone());
+                        ticket.assignee_id = Some(staff.id.clone());
                     }
                     ticket.resolved_at = Some(self.now);
                     ticket.resolution_note = (!note.is_empty()).then(|| note.clone());
@@ -1364,7 +1829,11 @@ impl<'a> Turn<'a> {
             StaffCommand::Tickets | StaffCommand::Help => unreachable!("handled above"),
         }
 
-        let ping_changed = (ticket.status, ticket.assignee.as_deref()) != before;
+        let ping_changed = (
+            ticket.status,
+            ticket.assignee.as_deref(),
+            sla::is_offered(&ticket),
+        ) != before;
         if !to_customer.is_empty() {
             // Move the customer's dialogue along with the ticket.
             let mut session = conversation.map(|conversation| Session {
@@ -1486,10 +1955,22 @@ impl<'a> Turn<'a> {
 pub fn ping_text(ticket: &Ticket) -> String {
     let status = match ticket.status {
         TicketStatus::Open => "open — waiting for someone to claim it".to_string(),
+        TicketStatus::Claimed if sla::is_offered(ticket) => format!(
+            "claimed by {}, no reply for a while — anyone can take it over",
+            ticket.assignee.as_deref().unwrap_or("someone")
+        ),
         TicketStatus::Claimed => format!(
             "claimed by {}",
             ticket.assignee.as_deref().unwrap_or("someone")
         ),
+        TicketStatus::Resolved
+            if ticket
+                .events
+                .last()
+                .is_some_and(|e| e.kind == TicketEventKind::ClosedNoReply) =>
+        {
+            "closed: no answer from the customer (reopens if they write)".to_string()
+        }
         TicketStatus::Resolved => match &ticket.resolution_note {
             Some(note) => format!(
                 "resolved by {}: {note}",
@@ -1528,6 +2009,10 @@ pub fn ping_buttons(ticket: &Ticket) -> Vec<Button> {
     let n = ticket.number;
     match ticket.status {
         TicketStatus::Open => vec![
+            Button::new("Claim", format!("claim:{n}")),
+            Button::new("Resolve", format!("resolve:{n}")),
+        ],
+        TicketStatus::Claimed if sla::is_offered(ticket) => vec![
             Button::new("Claim", format!("claim:{n}")),
             Button::new("Resolve", format!("resolve:{n}")),
         ],

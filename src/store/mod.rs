@@ -62,7 +62,7 @@ pub struct Change {
     pub conversations: Vec<Conversation>,
     /// Tickets to write.
     pub tickets: Vec<Ticket>,
-    /// Ratings to add.
+    /// Ratings to add (or, for a conversation already rated, to replace).
     pub ratings: Vec<Rating>,
     /// Actions to put in the outbox.
     pub actions: Vec<Action>,
@@ -70,6 +70,18 @@ pub struct Change {
     pub handled: Option<String>,
     /// The counters after the change.
     pub counters: Counters,
+}
+
+impl Change {
+    /// True when the change writes nothing (no records, no actions, no event id).
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+            && self.conversations.is_empty()
+            && self.tickets.is_empty()
+            && self.ratings.is_empty()
+            && self.actions.is_empty()
+            && self.handled.is_none()
+    }
 }
 
 /// What frontdesk persists. Implementations must make [`Store::commit`] atomic.
@@ -82,10 +94,24 @@ pub trait Store: Send + Sync {
     fn ticket(&self, number: u64) -> Result<Option<Ticket>, StoreError>;
     /// All tickets, by number.
     fn tickets(&self) -> Result<Vec<Ticket>, StoreError>;
+    /// The tickets not resolved, by number: what the timer scans. Stores
+    /// should keep an index; this default reads every ticket.
+    fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        let mut tickets = self.tickets()?;
+        tickets.retain(|t| t.status != crate::model::TicketStatus::Resolved);
+        Ok(tickets)
+    }
     /// All conversations, by id.
     fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
     /// All ratings, by conversation.
     fn ratings(&self) -> Result<Vec<Rating>, StoreError>;
+    /// The rating of one conversation. This default reads every rating.
+    fn rating(&self, conversation: u64) -> Result<Option<Rating>, StoreError> {
+        Ok(self
+            .ratings()?
+            .into_iter()
+            .find(|r| r.conversation == conversation))
+    }
     /// All customers.
     fn customers(&self) -> Result<Vec<Customer>, StoreError>;
     /// The counters.

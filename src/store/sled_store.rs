@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Change, Counters, Store, StoreError};
-use crate::model::{Conversation, Customer, CustomerKey, Outgoing, Rating, Ticket};
+use crate::model::{Conversation, Customer, CustomerKey, Outgoing, Rating, Ticket, TicketStatus};
 
 const CUSTOMER: &str = "customer/";
 const CONVERSATION: &str = "conversation/";
@@ -18,6 +18,10 @@ const HANDLED: &str = "handled/";
 const META: &str = "meta/";
 const FAILED: &str = "failed/";
 const COUNTERS: &str = "counters";
+/// The index of unresolved tickets: `open/<number>` → nothing.
+const OPEN: &str = "open/";
+/// Set once the open-ticket index was built (stores from before it have none).
+const OPEN_INDEX_BUILT: &str = "meta/store/open-index-v1";
 
 /// The embedded store, in a directory of its own.
 pub struct SledStore {
@@ -46,7 +50,30 @@ impl SledStore {
                 }
             }
         })?;
-        Ok(SledStore { db, path })
+        let store = SledStore { db, path };
+        store.build_open_index()?;
+        Ok(store)
+    }
+
+    /// Index the unresolved tickets of a store written before the index existed.
+    fn build_open_index(&self) -> Result<(), StoreError> {
+        if self
+            .db
+            .contains_key(OPEN_INDEX_BUILT)
+            .map_err(|e| self.db_error(e))?
+        {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for t in self.scan::<Ticket>(TICKET)? {
+            if t.status != TicketStatus::Resolved {
+                batch.insert(numbered(OPEN, t.number).as_bytes(), &[][..]);
+            }
+        }
+        batch.insert(OPEN_INDEX_BUILT, &[][..]);
+        self.db.apply_batch(batch).map_err(|e| self.db_error(e))?;
+        self.db.flush().map_err(|e| self.db_error(e))?;
+        Ok(())
     }
 
     /// A store that lives in memory and disappears when dropped (for tests).
@@ -133,6 +160,27 @@ impl Store for SledStore {
         self.scan(TICKET)
     }
 
+    fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(OPEN) {
+            let (key, _) = item.map_err(|e| self.db_error(e))?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let Ok(number) = key[OPEN.len()..].parse::<u64>() else {
+                continue;
+            };
+            if let Some(t) = self.ticket(number)?
+                && t.status != TicketStatus::Resolved
+            {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn rating(&self, conversation: u64) -> Result<Option<Rating>, StoreError> {
+        self.get(&numbered(RATING, conversation))
+    }
+
     fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
         self.scan(CONVERSATION)
     }
@@ -165,6 +213,12 @@ impl Store for SledStore {
         }
         for t in &change.tickets {
             batch.insert(numbered(TICKET, t.number).as_bytes(), encode(t));
+            let open = numbered(OPEN, t.number);
+            if t.status == TicketStatus::Resolved {
+                batch.remove(open.as_bytes());
+            } else {
+                batch.insert(open.as_bytes(), &[][..]);
+            }
         }
         for r in &change.ratings {
             batch.insert(numbered(RATING, r.conversation).as_bytes(), encode(r));
@@ -300,6 +354,71 @@ mod tests {
             failed,
             vec![(out[1].clone(), "blocked by the user".to_string())]
         );
+    }
+
+    fn ticket(number: u64, status: TicketStatus) -> Ticket {
+        let at: jiff::Timestamp = "2026-01-05T10:00:00Z".parse().unwrap();
+        Ticket {
+            number,
+            conversation: number,
+            customer: CustomerKey::new(Channel::Console, "c"),
+            customer_name: "C".into(),
+            language: "en".into(),
+            reason: crate::model::EscalationReason::UnknownQuestion,
+            excerpt: Vec::new(),
+            status,
+            assignee: None,
+            assignee_id: None,
+            intent: None,
+            targets: None,
+            resolution_note: None,
+            created_at: at,
+            first_response_at: None,
+            resolved_at: None,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn open_tickets_come_from_an_index_kept_with_each_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let commit = |tickets: Vec<Ticket>| {
+                store
+                    .commit(Change {
+                        tickets,
+                        ..Change::default()
+                    })
+                    .unwrap()
+            };
+            commit(vec![
+                ticket(1, TicketStatus::Open),
+                ticket(2, TicketStatus::Claimed),
+                ticket(3, TicketStatus::Resolved),
+            ]);
+            commit(vec![ticket(1, TicketStatus::Resolved)]);
+            let open: Vec<u64> = store
+                .open_tickets()
+                .unwrap()
+                .iter()
+                .map(|t| t.number)
+                .collect();
+            assert_eq!(open, vec![2]);
+            // A store from before the index: no index entries, no marker.
+            store.db.remove(numbered(OPEN, 2)).unwrap();
+            store.db.remove(OPEN_INDEX_BUILT).unwrap();
+            store.db.flush().unwrap();
+            assert!(store.open_tickets().unwrap().is_empty());
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let open: Vec<u64> = store
+            .open_tickets()
+            .unwrap()
+            .iter()
+            .map(|t| t.number)
+            .collect();
+        assert_eq!(open, vec![2], "the index is rebuilt at open");
     }
 
     #[test]
