@@ -35,36 +35,40 @@ impl Default for SvmSettings {
     }
 }
 
-/// One-vs-rest linear SVMs: `score_c(x) = w_c · x + b_c`.
+/// One-vs-rest linear SVMs, `score_c(x) = w_c · x + b_c`, followed by fixed
+/// linear columns given at training (the matcher's centroids), so that one
+/// pass over the query's features yields both.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LinearModel {
-    classes: usize,
+    /// Trained classes, then fixed columns: the width of a row.
+    columns: usize,
     /// Feature id → row of [`Self::weights`], or [`NO_ROW`].
     row_of: Vec<u32>,
-    /// Rows of `classes` weights.
+    /// Rows of `columns` weights.
     weights: Vec<f32>,
-    /// One bias per class.
+    /// One bias per column (0 for the fixed columns).
     bias: Vec<f32>,
 }
 
 impl LinearModel {
     /// Trains one SVM per class on `docs` (labels in `0..classes`), over
-    /// features `0..features`. Classes are trained on up to `threads` threads.
+    /// features `0..features`, on up to `threads` threads; the `fixed`
+    /// vectors become the columns after the classes. A model without
+    /// documents says -1 ("not me") for every class.
     pub(crate) fn train(
         docs: &[Sparse],
         labels: &[usize],
         classes: usize,
+        fixed: &[Sparse],
         features: usize,
         settings: SvmSettings,
         threads: usize,
     ) -> LinearModel {
+        let columns = classes + fixed.len();
         if classes == 0 || docs.is_empty() {
-            return LinearModel {
-                classes,
-                row_of: Vec::new(),
-                weights: Vec::new(),
-                bias: vec![-1.0; classes],
-            };
+            let mut trained = vec![(Vec::new(), -1.0); classes];
+            trained.extend(fixed.iter().map(|v| (dense(v, features), 0.0)));
+            return Self::from_columns(&trained, columns, features);
         }
         let threads = threads.clamp(1, classes);
         // Per class: (dense weights, bias).
@@ -84,26 +88,33 @@ impl LinearModel {
             }
         });
 
-        // Feature-major rows for the features any class uses.
+        trained.extend(fixed.iter().map(|v| (dense(v, features), 0.0)));
+        Self::from_columns(&trained, columns, features)
+    }
+
+    /// Feature-major rows for the features any column uses.
+    fn from_columns(columns: &[(Vec<f32>, f32)], width: usize, features: usize) -> LinearModel {
         let mut row_of = vec![NO_ROW; features];
         let mut weights = Vec::new();
         let mut rows = 0_u32;
+        let weight = |w: &Vec<f32>, f: usize| w.get(f).copied().unwrap_or(0.0);
         for (f, slot) in row_of.iter_mut().enumerate() {
-            if trained.iter().any(|(w, _)| w[f] != 0.0) {
+            if columns.iter().any(|(w, _)| weight(w, f) != 0.0) {
                 *slot = rows;
                 rows += 1;
-                weights.extend(trained.iter().map(|(w, _)| w[f]));
+                weights.extend(columns.iter().map(|(w, _)| weight(w, f)));
             }
         }
         LinearModel {
-            classes,
+            columns: width,
             row_of,
             weights,
-            bias: trained.iter().map(|(_, b)| *b).collect(),
+            bias: columns.iter().map(|(_, b)| *b).collect(),
         }
     }
 
-    /// Decision values of every class for `x`, into `out` (resized to the classes).
+    /// Every column's value for `x` (decision values of the classes, then
+    /// the fixed columns' dot products), into `out`.
     pub(crate) fn scores(&self, x: &Sparse, out: &mut Vec<f32>) {
         out.clear();
         out.extend_from_slice(&self.bias);
@@ -114,14 +125,25 @@ impl LinearModel {
             if row == NO_ROW {
                 continue;
             }
-            let start = row as usize * self.classes;
-            if let Some(weights) = self.weights.get(start..start + self.classes) {
+            let start = row as usize * self.columns;
+            if let Some(weights) = self.weights.get(start..start + self.columns) {
                 for (o, w) in out.iter_mut().zip(weights) {
                     *o += v * w;
                 }
             }
         }
     }
+}
+
+/// A sparse vector as a dense one of `features` entries.
+fn dense(v: &Sparse, features: usize) -> Vec<f32> {
+    let mut d = vec![0.0; features];
+    for &(f, x) in v {
+        if let Some(slot) = d.get_mut(f as usize) {
+            *slot = x;
+        }
+    }
+    d
 }
 
 /// Dual coordinate descent for one class against the rest; leaves the weights
@@ -192,7 +214,7 @@ mod tests {
             .map(|i| vec![((i % 3) as u32, 1.0), (3, 0.5)])
             .collect();
         let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
-        let m = LinearModel::train(&docs, &labels, 3, 4, SvmSettings::default(), 2);
+        let m = LinearModel::train(&docs, &labels, 3, &[], 4, SvmSettings::default(), 2);
         let mut out = Vec::new();
         for k in 0..3_u32 {
             m.scores(&vec![(k, 1.0)], &mut out);
@@ -210,7 +232,7 @@ mod tests {
 
     #[test]
     fn empty_input_gives_a_model_that_rejects() {
-        let m = LinearModel::train(&[], &[], 2, 0, SvmSettings::default(), 1);
+        let m = LinearModel::train(&[], &[], 2, &[], 0, SvmSettings::default(), 1);
         let mut out = Vec::new();
         m.scores(&vec![(0, 1.0)], &mut out);
         assert_eq!(out, vec![-1.0, -1.0]);
@@ -222,9 +244,20 @@ mod tests {
             .map(|i| vec![((i % 4) as u32, 1.0), (4 + (i % 7) as u32, 0.3)])
             .collect();
         let labels: Vec<usize> = (0..40).map(|i| i % 4).collect();
-        let a = LinearModel::train(&docs, &labels, 4, 11, SvmSettings::default(), 1);
-        let b = LinearModel::train(&docs, &labels, 4, 11, SvmSettings::default(), 3);
+        let a = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 1);
+        let b = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 3);
         assert_eq!(a.weights, b.weights);
         assert_eq!(a.bias, b.bias);
+    }
+
+    #[test]
+    fn fixed_columns_are_dot_products() {
+        let docs: Vec<Sparse> = vec![vec![(0, 1.0)], vec![(1, 1.0)]];
+        let fixed = vec![vec![(0, 0.5), (2, 2.0)]];
+        let m = LinearModel::train(&docs, &[0, 1], 2, &fixed, 3, SvmSettings::default(), 1);
+        let mut out = Vec::new();
+        m.scores(&vec![(0, 1.0), (2, 1.0)], &mut out);
+        assert_eq!(out.len(), 3);
+        assert!((out[2] - 2.5).abs() < 1e-6, "{out:?}");
     }
 }

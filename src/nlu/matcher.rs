@@ -195,6 +195,11 @@ pub enum Verdict {
     Unknown,
 }
 
+/// Languages with more examples than this score by the linear model and the
+/// centroids only: with that many examples the SVM carries the evidence, and
+/// walking every example's postings would cost a query tens of microseconds.
+const NEAREST_MAX_EXAMPLES: usize = 2_000;
+
 /// Most candidates in [`Classification::ranked`].
 const MAX_RANKED: usize = 5;
 /// Most intents offered in [`Verdict::Ambiguous`].
@@ -256,27 +261,29 @@ type Sparse = Vec<(u32, f32)>;
 struct Group {
     /// Index into [`Matcher::intents`].
     intent: usize,
-    /// Documents `start..end` of the index are this group's examples …
+    /// Documents `start..end` of the index are this group's examples.
     start: u32,
     end: u32,
-    /// … and this document is their centroid.
-    centroid: u32,
 }
 
-/// Inverted index over the examples (and centroids) of one language.
+/// The examples of one language: the linear model over them (with their
+/// groups' centroids as fixed columns) and, for languages with at most
+/// [`NEAREST_MAX_EXAMPLES`] examples, an inverted index for the nearest
+/// example.
 #[derive(Debug)]
 struct LangIndex {
     /// Canonical language code (lower-case, trimmed) of these examples.
     lang: String,
     groups: Vec<Group>,
-    /// Number of documents: examples then centroids.
+    /// Number of examples in the postings (0: no nearest-example scoring).
     docs: usize,
     /// Postings of feature `f` are documents `post_docs[offsets[f]..offsets[f + 1]]`
     /// with weights `post_weights[..]` (same range), by increasing document.
     offsets: Vec<u32>,
     post_docs: Vec<u32>,
     post_weights: Vec<f32>,
-    /// One-vs-rest SVMs over this language's examples; class `k` is `groups[k]`.
+    /// One-vs-rest SVMs over this language's examples, class `k` being
+    /// `groups[k]`, then one fixed column per group: its centroid.
     linear: LinearModel,
 }
 
@@ -681,10 +688,8 @@ impl Matcher {
                     intent,
                     start: start as u32,
                     end: docs.len() as u32,
-                    centroid: 0,
                 });
             }
-            let n_examples = docs.len();
             let labels: Vec<usize> = index_groups
                 .iter()
                 .enumerate()
@@ -695,6 +700,7 @@ impl Matcher {
                 &docs,
                 &labels,
                 index_groups.len(),
+                &centroids,
                 kinds.len(),
                 SvmSettings {
                     c: tuning.svm_c,
@@ -702,12 +708,11 @@ impl Matcher {
                 },
                 threads,
             );
-            for (i, g) in index_groups.iter_mut().enumerate() {
-                g.centroid = (n_examples + i) as u32;
+            if docs.len() > NEAREST_MAX_EXAMPLES {
+                docs.clear();
             }
-            docs.extend(centroids);
 
-            // CSR postings.
+            // CSR postings of the examples, for the nearest one.
             let mut counts = vec![0_u32; kinds.len() + 1];
             for v in &docs {
                 for &(id, _) in v {
@@ -1013,9 +1018,11 @@ impl Matcher {
         acc: &mut Vec<f32>,
         best: &mut [(f32, Option<usize>)],
     ) {
+        // Cosines to every example, when this language keeps its postings.
         acc.clear();
         acc.resize(index.docs, 0.0);
-        for &(id, qw) in query {
+        let with_nearest = index.docs > 0;
+        for &(id, qw) in query.iter().filter(|_| with_nearest) {
             let (Some(&from), Some(&to)) = (
                 index.offsets.get(id as usize),
                 index.offsets.get(id as usize + 1),
@@ -1035,31 +1042,36 @@ impl Matcher {
                 }
             }
         }
-        let alpha = self.tuning.alpha;
-        let lambda = self.tuning.linear;
-        let mut decisions = Vec::new();
+        // SVM decision values, then centroid cosines, in one pass.
+        let mut columns = Vec::new();
+        index.linear.scores(query, &mut columns);
+        let classes = index.groups.len();
         // One intent alone in a language has no counter-examples to learn
         // from: its SVM would claim every message. Similarity only, then.
-        let lambda = if index.groups.len() < 2 { 0.0 } else { lambda };
-        if lambda > 0.0 {
-            index.linear.scores(query, &mut decisions);
-        }
+        let lambda = if classes < 2 { 0.0 } else { self.tuning.linear };
+        let alpha = self.tuning.alpha;
         for (k, group) in index.groups.iter().enumerate() {
-            let nearest = acc
-                .get(group.start as usize..group.end as usize)
-                .unwrap_or(&[])
-                .iter()
-                .copied()
-                .fold(0.0_f32, f32::max);
-            let centroid = acc.get(group.centroid as usize).copied().unwrap_or(0.0);
-            let mut s = alpha * nearest + (1.0 - alpha) * centroid;
-            if self.tuning.near_power > 0 {
-                s = s.max(nearest.powi(self.tuning.near_power));
-            }
-            let linear = decisions
+            let centroid = columns.get(classes + k).copied().unwrap_or(0.0);
+            let similarity = if with_nearest {
+                let nearest = acc
+                    .get(group.start as usize..group.end as usize)
+                    .unwrap_or(&[])
+                    .iter()
+                    .copied()
+                    .fold(0.0_f32, f32::max);
+                let blended = alpha * nearest + (1.0 - alpha) * centroid;
+                if self.tuning.near_power > 0 {
+                    blended.max(nearest.powi(self.tuning.near_power))
+                } else {
+                    blended
+                }
+            } else {
+                centroid
+            };
+            let linear = columns
                 .get(k)
                 .map_or(0.0, |d| ((d + 1.0) / 2.0).clamp(0.0, 1.0));
-            let s = (lambda * linear + (1.0 - lambda) * s).clamp(0.0, 1.0);
+            let s = (lambda * linear + (1.0 - lambda) * similarity).clamp(0.0, 1.0);
             if let Some(slot) = best.get_mut(group.intent)
                 && s > slot.0
             {
