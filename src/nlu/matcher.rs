@@ -285,6 +285,10 @@ struct LangIndex {
     /// One-vs-rest SVMs over this language's examples, class `k` being
     /// `groups[k]`, then one fixed column per group: its centroid.
     linear: LinearModel,
+    /// Every token the examples of this language have ([`key_hash`] of its
+    /// text) → its word feature and whether it is a stop word here: a query
+    /// made of known words is analysed without stemming.
+    tokens: FeatureMap<(u32, bool)>,
 }
 
 /// An intent as the matcher keeps it.
@@ -312,6 +316,12 @@ pub struct Matcher {
     idf_unseen: f32,
     /// One index per example language, sorted by language.
     indexes: Vec<LangIndex>,
+    /// Token hash → its character n-gram features, `ngram_ids[from..to]`,
+    /// for every token whose n-grams the examples all have.
+    ngram_spans: FeatureMap<(u32, u32)>,
+    ngram_ids: Vec<u32>,
+    /// [`pair_key`] of two word features → the bigram feature of their stems.
+    bigrams: FeatureMap<u32>,
 }
 
 impl fmt::Debug for Matcher {
@@ -487,19 +497,119 @@ fn extract_features(
     }
 }
 
-/// A query feature: a vocabulary id or, for a key no example has, its hash
-/// and kind.
+/// The language-independent token caches of a [`Matcher`] under construction.
+#[derive(Default)]
+struct TokenCaches {
+    ngram_spans: FeatureMap<(u32, u32)>,
+    ngram_ids: Vec<u32>,
+    bigrams: FeatureMap<u32>,
+}
+
+/// Records the analysis of an example's tokens (already in `vocab` through
+/// [`extract_features`]) in the caches that let queries skip it: the
+/// language's token table, the character n-grams of each token and the
+/// bigram of each pair of consecutive word features. `stem_text` keeps the
+/// stem of every word feature seen so far.
+#[allow(clippy::too_many_arguments)]
+fn learn_tokens(
+    stemmers: &Stemmers,
+    tuning: &Tuning,
+    normalized: &str,
+    lang: &str,
+    vocab: &Vocab,
+    table: &mut FeatureMap<(u32, bool)>,
+    stem_text: &mut HashMap<u32, String>,
+    caches: &mut TokenCaches,
+) {
+    let mut scratch = Scratch::default();
+    let mut previous: Option<u32> = None;
+    for token in tokens(normalized).take(MAX_TOKENS) {
+        let hash = key_hash(token);
+        let (word, stop) = match table.get(&hash) {
+            Some(&known) => known,
+            None => {
+                let stop = is_stop_word(lang, token);
+                let stem = stemmers.stem(lang, token);
+                word_key(&mut scratch.key, &stem);
+                let Some(&word) = vocab.get(&key_hash(&scratch.key)) else {
+                    // Cannot happen: extract_features added every word.
+                    previous = None;
+                    continue;
+                };
+                stem_text.entry(word).or_insert_with(|| stem.into_owned());
+                table.insert(hash, (word, stop));
+                (word, stop)
+            }
+        };
+        if !stop && !caches.ngram_spans.contains_key(&hash) {
+            let from = caches.ngram_ids.len();
+            let mut complete = true;
+            char_ngrams(token, tuning, &mut scratch, |key| {
+                match vocab.get(&key_hash(key)) {
+                    Some(&id) => caches.ngram_ids.push(id),
+                    None => complete = false,
+                }
+            });
+            if complete {
+                caches
+                    .ngram_spans
+                    .insert(hash, (from as u32, caches.ngram_ids.len() as u32));
+            } else {
+                caches.ngram_ids.truncate(from);
+            }
+        }
+        if let Some(prev) = previous {
+            let pair = pair_key(prev, word);
+            if !caches.bigrams.contains_key(&pair)
+                && let (Some(a), Some(b)) = (stem_text.get(&prev), stem_text.get(&word))
+            {
+                bigram_key(&mut scratch.key, a, b);
+                if let Some(&id) = vocab.get(&key_hash(&scratch.key)) {
+                    caches.bigrams.insert(pair, id);
+                }
+            }
+        }
+        previous = Some(word);
+    }
+}
+
+/// A query feature in one word: a vocabulary id, or for a key no example
+/// has, the top bit set, 61 bits of its hash and its kind in the low two
+/// bits. One `u64` sorts and compares faster than an enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Feature {
-    Known(u32),
-    Unseen(u64, u8),
+struct Feature(u64);
+
+/// The top bit of an unseen [`Feature`].
+const UNSEEN: u64 = 1 << 63;
+
+impl Feature {
+    /// The feature with vocabulary id `id`.
+    fn known(id: u32) -> Feature {
+        Feature(u64::from(id))
+    }
+
+    /// A feature no example has, by its key's hash and its kind.
+    fn unseen(hash: u64, kind: u8) -> Feature {
+        Feature(UNSEEN | (hash & !UNSEEN & !3) | u64::from(kind & 3))
+    }
+
+    /// The vocabulary id, if an example has the feature.
+    fn id(self) -> Option<u32> {
+        (self.0 & UNSEEN == 0).then_some(self.0 as u32)
+    }
+
+    /// The kind of an unseen feature.
+    fn unseen_kind(self) -> usize {
+        (self.0 & 3) as usize % KINDS
+    }
 }
 
 /// The language-independent part of a query's analysis: its tokens and the
 /// character n-gram features of each token, looked up once for all the
 /// languages the query is analysed in.
 struct Prepared<'t> {
-    tokens: Vec<&'t str>,
+    /// Tokens with their [`key_hash`].
+    tokens: Vec<(&'t str, u64)>,
     /// Character n-grams of token `i` are `ngrams[spans[i].0..spans[i].1]`.
     ngrams: Vec<Feature>,
     spans: Vec<(usize, usize)>,
@@ -553,8 +663,33 @@ impl Hasher for PassThrough {
     }
 }
 
+/// A map keyed by 64-bit hashes that are already well mixed.
+type FeatureMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+
 /// Feature key hash → feature id.
-type Vocab = HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
+type Vocab = FeatureMap<u32>;
+
+/// The key of the bigram of two word features in [`Matcher::bigrams`].
+fn pair_key(a: u32, b: u32) -> u64 {
+    mix((u64::from(a) << 32) | u64::from(b))
+}
+
+/// A query token's stem in one language: a known word feature, or a stem no
+/// example has.
+enum Stem<'t> {
+    Known(u32),
+    Unseen(std::borrow::Cow<'t, str>),
+}
+
+impl Stem<'_> {
+    /// A hash of the stem for the bigrams no example has.
+    fn hash(&self) -> u64 {
+        match self {
+            Stem::Known(id) => mix(u64::from(*id) | (1 << 62)),
+            Stem::Unseen(text) => key_hash(text),
+        }
+    }
+}
 
 impl Matcher {
     /// Builds the matcher from intents and thresholds. Examples whose text
@@ -596,6 +731,9 @@ impl Matcher {
         let mut vocab: Vocab = HashMap::default();
         let mut kinds: Vec<u8> = Vec::new();
         let mut groups: BTreeMap<(String, usize), Vec<Sparse>> = BTreeMap::new();
+        let mut token_tables: BTreeMap<String, FeatureMap<(u32, bool)>> = BTreeMap::new();
+        let mut stem_text: HashMap<u32, String> = HashMap::new();
+        let mut caches = TokenCaches::default();
         for (intent, examples) in examples_of.iter().enumerate() {
             for example in examples {
                 let normalized = normalize(&example.text);
@@ -623,6 +761,16 @@ impl Matcher {
                     tf.push((id, w));
                 });
                 merge_sorted(&mut tf);
+                learn_tokens(
+                    &stemmers,
+                    &tuning,
+                    &normalized,
+                    &lang,
+                    &vocab,
+                    token_tables.entry(lang.clone()).or_default(),
+                    &mut stem_text,
+                    &mut caches,
+                );
                 groups.entry((lang, intent)).or_default().push(tf);
             }
         }
@@ -735,7 +883,9 @@ impl Matcher {
                     *slot += 1;
                 }
             }
+            let tokens = token_tables.remove(&lang).unwrap_or_default();
             indexes.push(LangIndex {
+                tokens,
                 lang,
                 groups: index_groups,
                 docs: docs.len(),
@@ -751,6 +901,7 @@ impl Matcher {
             examples = n_docs,
             features = kinds.len(),
             languages = indexes.len(),
+            model_bytes = indexes.iter().map(|i| i.linear.heap_bytes()).sum::<usize>(),
             "matcher built"
         );
         Matcher {
@@ -763,6 +914,9 @@ impl Matcher {
             idf,
             idf_unseen,
             indexes,
+            ngram_spans: caches.ngram_spans,
+            ngram_ids: caches.ngram_ids,
+            bigrams: caches.bigrams,
         }
     }
 
@@ -813,7 +967,7 @@ impl Matcher {
             }
             for li in langs {
                 let index = &self.indexes[li];
-                let query = self.vectorize(&prepared, &index.lang);
+                let query = self.vectorize(&prepared, index);
                 self.score_index(index, li, &query, &mut acc, &mut model);
             }
         }
@@ -846,13 +1000,21 @@ impl Matcher {
             .filter(|&i| is_forced[i] || model[i].0 > 0.0)
             .collect();
         // The intent index breaks ties, so the order is total and deterministic.
-        order.sort_unstable_by(|&a, &b| {
+        let by_rank = |&a: &usize, &b: &usize| {
             is_forced[b]
                 .cmp(&is_forced[a])
                 .then(score(b).total_cmp(&score(a)))
                 .then(model[b].0.total_cmp(&model[a].0))
                 .then(a.cmp(&b))
-        });
+        };
+        // Only the first few are ever looked at (the verdict's tests are
+        // monotone in the score): select them, then sort only those.
+        let keep = MAX_RANKED.max(MAX_OFFERED).max(forced.len());
+        if order.len() > keep {
+            order.select_nth_unstable_by(keep - 1, by_rank);
+            order.truncate(keep);
+        }
+        order.sort_unstable_by(by_rank);
 
         let verdict = self.verdict(&order, &forced, score);
         let evidence_language = order
@@ -921,14 +1083,26 @@ impl Matcher {
     /// Tokenises a normalised query and looks up its character n-grams.
     fn prepare<'t>(&self, normalized: &'t str) -> Prepared<'t> {
         let mut scratch = Scratch::default();
-        let tokens: Vec<&str> = tokens(normalized).take(MAX_TOKENS).collect();
+        let tokens: Vec<(&str, u64)> = tokens(normalized)
+            .take(MAX_TOKENS)
+            .map(|t| (t, key_hash(t)))
+            .collect();
         let mut ngrams = Vec::new();
         let mut spans = Vec::with_capacity(tokens.len());
-        for token in &tokens {
+        for &(token, hash) in &tokens {
             let start = ngrams.len();
-            char_ngrams(token, &self.tuning, &mut scratch, |key| {
-                ngrams.push(self.lookup(CHARS, key))
-            });
+            match self.ngram_spans.get(&hash) {
+                Some(&(from, to)) => ngrams.extend(
+                    self.ngram_ids
+                        .get(from as usize..to as usize)
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|&id| Feature::known(id)),
+                ),
+                None => char_ngrams(token, &self.tuning, &mut scratch, |key| {
+                    ngrams.push(self.lookup(CHARS, key))
+                }),
+            }
             spans.push((start, ngrams.len()));
         }
         Prepared {
@@ -941,23 +1115,35 @@ impl Matcher {
     fn lookup(&self, kind: u8, key: &str) -> Feature {
         let hash = key_hash(key);
         match self.vocab.get(&hash) {
-            Some(&id) => Feature::Known(id),
-            None => Feature::Unseen(hash, kind),
+            Some(&id) => Feature::known(id),
+            None => Feature::unseen(hash, kind),
         }
     }
 
-    /// The query's unit vector over known features, analysed in `lang` (the
-    /// same features as [`extract_features`]). Unseen features count in its
-    /// length but cannot match anything.
-    fn vectorize(&self, query: &Prepared<'_>, lang: &str) -> Sparse {
+    /// The query's unit vector over known features, analysed in the
+    /// language of `index` (the same features as [`extract_features`]).
+    /// Unseen features count in its length but cannot match anything.
+    /// Tokens the examples have come from the caches; others are analysed.
+    fn vectorize(&self, query: &Prepared<'_>, index: &LangIndex) -> Sparse {
+        let lang = index.lang.as_str();
         let mut features: Vec<(Feature, f32)> = Vec::with_capacity(query.ngrams.len() + 16);
         let mut key = String::new();
-        let mut previous: Option<(std::borrow::Cow<'_, str>, bool)> = None;
-        for (token, &(from, to)) in query.tokens.iter().zip(&query.spans) {
-            let stop = is_stop_word(lang, token);
-            let stem = self.stemmers.stem(lang, token);
-            word_key(&mut key, &stem);
-            features.push((self.lookup(WORD, &key), word_weight(&self.tuning, stop)));
+        let mut previous: Option<(Stem<'_>, bool)> = None;
+        for (&(token, hash), &(from, to)) in query.tokens.iter().zip(&query.spans) {
+            let (word, stem, stop) = match index.tokens.get(&hash) {
+                Some(&(id, stop)) => (Feature::known(id), Stem::Known(id), stop),
+                None => {
+                    let stop = is_stop_word(lang, token);
+                    let stem = self.stemmers.stem(lang, token);
+                    word_key(&mut key, &stem);
+                    let word = self.lookup(WORD, &key);
+                    match word.id() {
+                        Some(id) => (word, Stem::Known(id), stop),
+                        None => (word, Stem::Unseen(stem), stop),
+                    }
+                }
+            };
+            features.push((word, word_weight(&self.tuning, stop)));
             if !stop {
                 features.extend(
                     query
@@ -969,19 +1155,33 @@ impl Matcher {
                 );
             }
             if let Some((prev, prev_stop)) = &previous {
-                bigram_key(&mut key, prev, &stem);
+                let bigram = match (prev, &stem) {
+                    (Stem::Known(a), Stem::Known(b)) => {
+                        let pair = pair_key(*a, *b);
+                        match self.bigrams.get(&pair) {
+                            Some(&id) => Feature::known(id),
+                            None => Feature::unseen(pair, BIGRAM),
+                        }
+                    }
+                    // A stem no example has: no example has the bigram.
+                    (a, b) => Feature::unseen(mix(a.hash() ^ mix(b.hash())), BIGRAM),
+                };
                 let w = word_weight(&self.tuning, *prev_stop && stop);
-                features.push((self.lookup(BIGRAM, &key), w));
+                features.push((bigram, w));
             }
             previous = Some((stem, stop));
         }
-        merge_sorted(&mut features);
+        self.weigh_query(features)
+    }
 
+    /// A query's feature occurrences as its unit vector over known features.
+    fn weigh_query(&self, mut features: Vec<(Feature, f32)>) -> Sparse {
+        merge_sorted(&mut features);
         let mut known: Sparse = Vec::with_capacity(features.len());
         let mut sumsq = [0.0_f32; KINDS];
         for (feature, tf) in features {
-            match feature {
-                Feature::Known(id) => {
+            match feature.id() {
+                Some(id) => {
                     let w = sublinear(tf)
                         * self
                             .idf
@@ -991,9 +1191,9 @@ impl Matcher {
                     sumsq[self.kind(id)] += w * w;
                     known.push((id, w));
                 }
-                Feature::Unseen(_, kind) => {
+                None => {
                     let w = sublinear(tf) * self.idf_unseen;
-                    sumsq[kind as usize % KINDS] += w * w;
+                    sumsq[feature.unseen_kind()] += w * w;
                 }
             }
         }
@@ -1336,6 +1536,72 @@ mod tests {
             let first = a.classify(q, None);
             assert_eq!(first, a.classify(q, None));
             assert_eq!(first, b.classify(q, None), "two builds agree on {q:?}");
+        }
+    }
+
+    /// The token caches are a shortcut, never a different answer: a matcher
+    /// without them (every token analysed from scratch) gives the same
+    /// vectors, scores and verdicts, for known and unknown words, repeated
+    /// words and bigrams, stop words and words of several languages.
+    #[test]
+    fn token_caches_change_nothing() {
+        let cached = matcher();
+        let mut plain = matcher();
+        assert!(!cached.ngram_spans.is_empty() && !cached.bigrams.is_empty());
+        plain.ngram_spans.clear();
+        plain.ngram_ids.clear();
+        for index in &mut plain.indexes {
+            index.tokens.clear();
+        }
+        // The reference: the features training extracts, looked up.
+        let reference = |normalized: &str, lang: &str| {
+            let mut features = Vec::new();
+            extract_features(
+                &cached.stemmers,
+                &cached.tuning,
+                normalized,
+                lang,
+                |kind, key, w| features.push((cached.lookup(kind, key), w)),
+            );
+            cached.weigh_query(features)
+        };
+        let mut queries: Vec<String> = IN_SCOPE
+            .iter()
+            .map(|q| q.0)
+            .chain(OUT_OF_SCOPE.iter().map(|q| q.0))
+            .chain(GENERAL_OUT_OF_SCOPE.iter().map(|q| q.0))
+            .map(str::to_owned)
+            .collect();
+        let words: Vec<String> = queries
+            .iter()
+            .flat_map(|q| {
+                normalize(q)
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .chain(["zqxw", "the", "de", "il", "ordr", "ordine"].map(str::to_owned))
+            .collect();
+        let mut state = 7_u64;
+        for _ in 0..500 {
+            let mut q = Vec::new();
+            for _ in 0..(state % 9 + 1) {
+                state = mix(state + 1);
+                q.push(words[state as usize % words.len()].as_str());
+            }
+            queries.push(q.join(" "));
+        }
+        for q in &queries {
+            let normalized = normalize(q);
+            let (a, b) = (cached.prepare(&normalized), plain.prepare(&normalized));
+            for (ia, ib) in cached.indexes.iter().zip(&plain.indexes) {
+                let expected = reference(&normalized, &ia.lang);
+                assert_eq!(cached.vectorize(&a, ia), expected, "{q:?} in {}", ia.lang);
+                assert_eq!(plain.vectorize(&b, ib), expected, "{q:?} in {}", ia.lang);
+            }
+            for hint in [None, Some("es")] {
+                assert_eq!(cached.classify(q, hint), plain.classify(q, hint), "{q:?}");
+            }
         }
     }
 
@@ -1708,8 +1974,12 @@ mod tests {
             let mut touched = 0;
             for (lang, text) in &queries {
                 let normalized = normalize(text);
-                let q = m.vectorize(&m.prepare(&normalized), lang);
+                let prepared = m.prepare(&normalized);
                 for index in &m.indexes {
+                    if !same_language(&index.lang, lang) {
+                        continue;
+                    }
+                    let q = m.vectorize(&prepared, index);
                     for &(id, _) in &q {
                         let id = id as usize;
                         touched += (index.offsets[id + 1] - index.offsets[id]) as usize;
@@ -1731,7 +2001,7 @@ mod tests {
                 let prepared = m.prepare(q);
                 m.indexes
                     .iter()
-                    .map(|i| m.vectorize(&prepared, &i.lang))
+                    .map(|i| m.vectorize(&prepared, i))
                     .collect()
             })
             .collect();
