@@ -19,7 +19,7 @@ use crate::nlu::stem::{Stemmers, is_stop_word};
 use crate::nlu::{normalize, tokens};
 
 /// Cosine similarity to a group's centroid at or above which a question joins it.
-pub const SIMILARITY: f64 = 0.4;
+pub const SIMILARITY: f64 = 0.3;
 /// Examples kept per group in the report.
 pub const EXAMPLES_SHOWN: usize = 3;
 /// Examples per language kept for the draft intent file.

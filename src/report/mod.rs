@@ -384,7 +384,9 @@ impl Report {
             p.ratings += 1;
             p.promoter += u64::from(r.is_promoter());
             p.detractor += u64::from(r.is_detractor());
-            p.position += f64::from(r.score.saturating_sub(min)) / f64::from(max - min);
+            // In percent of the scale: whole numbers for CSAT and NPS, so the
+            // average is one exact division.
+            p.position += f64::from(r.score.saturating_sub(min)) * 100.0 / f64::from(max - min);
         }
         for t in tickets
             .iter()
@@ -402,7 +404,7 @@ impl Report {
                 name: name_of(key),
                 ratings: p.ratings,
                 promoter_ratings: p.promoter,
-                average_percent: round1(p.position * 100.0 / p.ratings as f64),
+                average_percent: round1(p.position / p.ratings as f64),
             })
             .collect();
         top_recommenders.sort_by(|a, b| {

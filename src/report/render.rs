@@ -16,6 +16,8 @@ use crate::report::Filter;
 const BAR_WIDTH: usize = 30;
 /// Complaining customers listed in the text report (all are in JSON and CSV).
 const COMPLAINERS_SHOWN: usize = 10;
+/// Detractor comments listed in the text report, the most recent (all are in JSON and CSV).
+const COMMENTS_SHOWN: usize = 10;
 /// Unanswered groups listed in the text report (all are in JSON and CSV).
 const GROUPS_SHOWN: usize = 15;
 
@@ -212,12 +214,17 @@ impl Report {
             bars(&mut out, &self.nps_distribution);
         }
         if !self.detractor_comments.is_empty() {
+            let n = self.detractor_comments.len();
             let _ = writeln!(
                 out,
-                "  What detractors said ({})",
-                self.detractor_comments.len()
+                "  What detractors said ({n}{})",
+                if n > COMMENTS_SHOWN {
+                    format!(", the latest {COMMENTS_SHOWN}; --json or --csv lists them all")
+                } else {
+                    String::new()
+                }
             );
-            for c in &self.detractor_comments {
+            for c in &self.detractor_comments[n.saturating_sub(COMMENTS_SHOWN)..] {
                 let (_, max) = c.kind.range();
                 let _ = writeln!(
                     out,
