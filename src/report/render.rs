@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 
 use super::{Attainment, Report, ScoreCount, channel_name, human_seconds};
+use crate::model::Channel;
 use crate::report::Filter;
 
 /// Longest bar of a distribution chart, in characters.
@@ -352,7 +353,12 @@ impl Report {
         let ts = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
         w.row("period", "since", "", &ts(f.since));
         w.row("period", "until", "", &ts(f.until));
-        w.row("period", "channel", "", channel_name(f.channel));
+        w.row(
+            "period",
+            "channel",
+            "",
+            f.channel.map_or("all", Channel::as_str),
+        );
         let n = |v: u64| v.to_string();
         let o = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         w.row("volume", "conversations", "", &n(self.conversations));
