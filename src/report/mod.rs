@@ -286,7 +286,10 @@ impl Report {
 
         // Speed, in business time, as the reminders count it.
         let hours = &options.hours;
-        let secs = |from: Timestamp, to: Timestamp| hours.between(from, to).as_secs_f64();
+        // To the millisecond, as the first version reported.
+        let secs = |from: Timestamp, to: Timestamp| {
+            (hours.between(from, to).as_secs_f64() * 1000.0).round() / 1000.0
+        };
         let first_responses: Vec<f64> = tickets
             .iter()
             .filter_map(|t| sla::first_response_instant(t).map(|at| secs(t.created_at, at)))

@@ -142,7 +142,13 @@ impl Report {
         ];
         for r in &self.escalations_by_reason {
             rows.push((
-                format!("  {}", r.reason.replace('_', " ")),
+                format!(
+                    "  {}",
+                    crate::sla::REASON_KEYS
+                        .iter()
+                        .find(|(k, _)| *k == r.reason)
+                        .map_or(r.reason.as_str(), |(_, reason)| reason.describe())
+                ),
                 with_pct(r.tickets, r.percent_of_conversations),
             ));
         }
@@ -457,11 +463,16 @@ impl Report {
             let item = c.conversation.to_string();
             w.row("satisfaction", "detractor_at", &item, &c.at.to_string());
             w.row("satisfaction", "detractor_customer", &item, &c.customer);
+            let kind = match c.kind {
+                crate::model::SurveyKind::Csat => "csat",
+                crate::model::SurveyKind::Nps => "nps",
+            };
+            w.row("satisfaction", "detractor_kind", &item, kind);
             w.row(
                 "satisfaction",
                 "detractor_score",
                 &item,
-                &format!("{}/{}", c.score, c.kind.range().1),
+                &c.score.to_string(),
             );
             w.row("satisfaction", "detractor_comment", &item, &c.comment);
         }
