@@ -147,6 +147,9 @@ pub struct Complainer {
 pub struct Report {
     /// What the report covers.
     pub filter: Filter,
+    /// The shop's time zone, in which the text shows the period.
+    #[serde(skip)]
+    pub time_zone: jiff::tz::TimeZone,
     /// Conversations held.
     pub conversations: u64,
     /// Conversations in which the bot answered and no person was needed.
@@ -453,6 +456,7 @@ impl Report {
 
         Ok(Report {
             filter: f.clone(),
+            time_zone: hours.time_zone().clone(),
             conversations: total,
             answered_by_bot,
             resolved_by_bot,
@@ -498,7 +502,10 @@ impl Report {
 
     /// The unanswered questions as a draft intent file (`report unanswered --toml`).
     pub fn draft_intents(&self) -> String {
-        draft_intents(&self.unanswered, &render::describe_filter(&self.filter))
+        draft_intents(
+            &self.unanswered,
+            &render::describe_filter(&self.filter, &self.time_zone),
+        )
     }
 }
 

@@ -22,9 +22,13 @@ const COMMENTS_SHOWN: usize = 10;
 /// Unanswered groups listed in the text report (all are in JSON and CSV).
 const GROUPS_SHOWN: usize = 15;
 
-/// "2026-11-01 – 2026-11-30 UTC, telegram" and the like.
-pub fn describe_filter(f: &Filter) -> String {
-    let at = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
+/// "2026-11-01 00:00 CET to 2026-12-01 00:00 CET, telegram" and the like, in the shop's time zone.
+pub fn describe_filter(f: &Filter, tz: &jiff::tz::TimeZone) -> String {
+    let at = |t: jiff::Timestamp| {
+        t.to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
     let period = match (f.since, f.until) {
         (None, None) => "all time".to_string(),
         (Some(s), None) => format!("from {}", at(s)),
@@ -115,7 +119,11 @@ impl Report {
     /// The report as text for a terminal.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "Report: {}\n", describe_filter(&self.filter));
+        let _ = writeln!(
+            out,
+            "Report: {}\n",
+            describe_filter(&self.filter, &self.time_zone)
+        );
         out.push_str("Volume\n");
         let mut rows = vec![
             ("Conversations".to_string(), self.conversations.to_string()),
@@ -570,6 +578,26 @@ impl Csv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_period_is_shown_in_the_shop_time_zone() {
+        let madrid = jiff::tz::TimeZone::get("Europe/Madrid").unwrap();
+        let f = Filter::parse(
+            Some("2026-11-01"),
+            Some("2026-11-30"),
+            Some("discord"),
+            &madrid,
+        )
+        .unwrap();
+        assert_eq!(
+            describe_filter(&f, &madrid),
+            "2026-11-01 00:00 CET to 2026-12-01 00:00 CET, discord"
+        );
+        assert_eq!(
+            describe_filter(&Filter::default(), &madrid),
+            "all time, all channels"
+        );
+    }
 
     #[test]
     fn csv_fields_are_quoted_when_needed() {
