@@ -15,7 +15,7 @@ use crate::channels::runtime::{Dispatcher, Shutdown};
 use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineSettings, Knowledge};
 use crate::intents::{IntentSet, IntentsError};
-use crate::report::{Report, tickets_text};
+use crate::report::{Filter, Report, ReportOptions, tickets_text};
 use crate::store::{SledStore, Store, StoreError};
 
 /// frontdesk: answers customers' common questions from TOML intents, hands the
@@ -43,7 +43,7 @@ pub enum Command {
     Chat(ChatArgs),
     /// Load and validate the intents and the config; print a summary and warnings
     Check(CheckArgs),
-    /// Figures for the owner: conversations, escalations, ticket times, ratings
+    /// Figures for the owner: volume, response times and targets, ratings, people, unanswered questions
     Report(ReportArgs),
     /// List tickets with their status history
     Tickets(TicketsArgs),
@@ -106,11 +106,37 @@ pub struct CheckArgs {
 /// `frontdesk report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    #[command(flatten)]
-    data: DataArg,
+    /// Data directory of the embedded store [default: frontdesk-data, or `data` in the config; env FRONTDESK_DATA]
+    #[arg(long, value_name = "DIR", global = true)]
+    data: Option<PathBuf>,
+    /// From this day (2026-11-01, in the shop's time zone) or instant (2026-11-01T09:30:00Z)
+    #[arg(long, value_name = "DATE", global = true)]
+    since: Option<String>,
+    /// Up to and including this day, or up to this instant
+    #[arg(long, value_name = "DATE", global = true)]
+    until: Option<String>,
+    /// Only customers on this channel: telegram, discord or console
+    #[arg(long, value_name = "CHANNEL", global = true)]
+    channel: Option<String>,
     /// One JSON object instead of text
-    #[arg(long)]
+    #[arg(long, global = true, conflicts_with_all = ["csv", "toml"])]
     json: bool,
+    /// CSV for spreadsheets: section,figure,item,value (see README)
+    #[arg(long, global = true, conflicts_with = "toml")]
+    csv: bool,
+    /// With `unanswered`: the questions as a draft intent file that `frontdesk check` accepts
+    #[arg(long, global = true)]
+    toml: bool,
+    /// Only part of the report.
+    #[command(subcommand)]
+    part: Option<ReportPart>,
+}
+
+/// Parts of the report.
+#[derive(Debug, Subcommand)]
+pub enum ReportPart {
+    /// Only the questions the bot could not answer, grouped by similarity (--toml: as draft intents)
+    Unanswered,
 }
 
 /// `frontdesk tickets`.
@@ -202,6 +228,12 @@ pub enum CliError {
     /// JSON output failed.
     #[error("cannot produce JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The command line asks for something that does not go together.
+    #[error("{0}")]
+    Usage(String),
+    /// The report's period or channel is unusable.
+    #[error(transparent)]
+    Report(#[from] crate::report::PeriodError),
 }
 
 /// Run a parsed command line.
@@ -411,13 +443,57 @@ fn open_existing(config: &Config, arg: &DataArg) -> Result<SledStore, CliError> 
 }
 
 fn report(config: Config, args: ReportArgs) -> Result<ExitCode, CliError> {
-    let store = open_existing(&config, &args.data)?;
-    let report = Report::compute(&store)?;
+    if args.toml && args.part.is_none() {
+        return Err(CliError::Usage(
+            "--toml drafts intents from the unanswered questions: use `frontdesk report unanswered --toml`".into(),
+        ));
+    }
+    // Validated at load; a configuration built in code falls back to always open.
+    let hours = config.business_hours().unwrap_or_default();
+    let filter = Filter::parse(
+        args.since.as_deref(),
+        args.until.as_deref(),
+        args.channel.as_deref(),
+        hours.time_zone(),
+    )?;
+    let store = open_existing(
+        &config,
+        &DataArg {
+            data: args.data.clone(),
+        },
+    )?;
+    let options = ReportOptions {
+        filter,
+        targets: config.tickets.targets(),
+        hours,
+        now: jiff::Timestamp::now(),
+    };
+    let report = Report::compute_with(&store, &options)?;
     let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        writeln!(out, "{}", report.to_text())?;
+    match args.part {
+        Some(ReportPart::Unanswered) if args.toml => {
+            write!(out, "{}", report.draft_intents())?;
+        }
+        Some(ReportPart::Unanswered) => {
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "filter": report.filter,
+                        "unanswered_messages": report.unanswered_messages,
+                        "unanswered": report.unanswered,
+                    }))?
+                )?;
+            } else if args.csv {
+                write!(out, "{}", report.unanswered_csv())?;
+            } else {
+                write!(out, "{}", report.unanswered_text())?;
+            }
+        }
+        None if args.json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        None if args.csv => write!(out, "{}", report.to_csv())?,
+        None => writeln!(out, "{}", report.to_text())?,
     }
     Ok(ExitCode::SUCCESS)
 }

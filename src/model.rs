@@ -161,6 +161,11 @@ pub struct Line {
     /// For customer lines: the intent the bot matched, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
+    /// For customer lines: a question the bot could not answer (it went to a
+    /// person as an unknown question). Reports group these. Absent (false) in
+    /// stores written before it was recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unanswered: bool,
 }
 
 /// How a conversation was resolved.

@@ -317,3 +317,163 @@ fn console_wait_lets_reminders_fall_due() {
     assert!(stdout.contains("usage: /wait DURATION"), "{stdout}");
     assert!(stdout.contains("looking at your request #1"), "{stdout}");
 }
+
+fn report_with(data: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["report", "--data", data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all, "")
+}
+
+#[test]
+fn report_flags_period_channel_formats_and_the_draft_intents() {
+    let data = tempfile::tempdir().unwrap();
+    let script = "Do you have a loyalty program?\n\
+                  !resolve 1 Not yet\n\
+                  5\n\
+                  Do you offer gift wrapping?\n\
+                  Something else\n\
+                  !reply 2 We do not, sorry\n\
+                  !resolve 2 No gift wrap\n\
+                  1\n\
+                  Too slow, and no wrapping\n\
+                  What time do you open?\n\
+                  yes\n\
+                  4\n";
+    let out = run(&["chat", "--data", data.path().to_str().unwrap()], script);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let r = report(data.path());
+    assert_eq!(r["conversations"], 3, "{r}");
+    assert_eq!(r["unanswered_messages"], 2, "{r}");
+    assert_eq!(r["resolved_by_bot"], 1, "{r}");
+    assert_eq!(r["escalations_by_reason"][0]["tickets"], 2, "{r}");
+    assert_eq!(r["csat_distribution"][0]["count"], 1, "{r}");
+    assert_eq!(
+        r["detractor_comments"][0]["comment"], "Too slow, and no wrapping",
+        "{r}"
+    );
+    assert_eq!(
+        r["top_recommenders"][0]["customer"], "console:customer",
+        "{r}"
+    );
+    assert_eq!(r["first_response_sla"]["met"], 2, "{r}");
+    assert_eq!(r["unanswered"].as_array().unwrap().len(), 2, "{r}");
+
+    // The period and the channel.
+    let count = |args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = report_with(data.path(), &all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["conversations"].as_u64().unwrap()
+    };
+    assert_eq!(count(&["--since", "2000-01-01"]), 3);
+    assert_eq!(
+        count(&["--since", "2000-01-01T00:00:00Z", "--until", "2999-12-31"]),
+        3
+    );
+    assert_eq!(count(&["--since", "2999-01-01"]), 0);
+    assert_eq!(count(&["--until", "2000-01-01 12:00"]), 0);
+    assert_eq!(count(&["--channel", "console"]), 3);
+    assert_eq!(count(&["--channel", "telegram"]), 0);
+
+    // Text and CSV.
+    let out = report_with(data.path(), &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success());
+    for want in [
+        "Conversations",
+        "Resolved by the bot    1 (33.3 %)",
+        "First-response target",
+        "█",
+        "Too slow, and no wrapping",
+        "\"Do you offer gift wrapping?\"",
+    ] {
+        assert!(stdout.contains(want), "{want:?} in:\n{stdout}");
+    }
+    let out = report_with(data.path(), &["--csv"]);
+    let csv = text(&out.stdout);
+    assert!(csv.starts_with("section,figure,item,value\n"), "{csv}");
+    assert!(csv.contains("volume,conversations,,3\n"), "{csv}");
+    assert!(csv.contains(",\"Too slow, and no wrapping\"\n"), "{csv}");
+    let out = report_with(data.path(), &["unanswered", "--csv"]);
+    assert!(text(&out.stdout).contains("listening,group_count,1,1\n"));
+
+    // The draft intent file passes `frontdesk check`.
+    let out = report_with(data.path(), &["unanswered", "--toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let draft = text(&out.stdout);
+    assert!(
+        draft.contains("\"Do you have a loyalty program?\""),
+        "{draft}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("draft.toml"), &draft).unwrap();
+    let out = run(&["check", "--intents", dir.path().to_str().unwrap()], "");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("2 intents"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn report_refuses_bad_flags_with_what_is_expected() {
+    let data = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], want: &str| {
+        let out = report_with(data.path(), args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a report");
+    };
+    refused(
+        &["--since", "2026-13-01"],
+        "expected a date like 2026-11-01",
+    );
+    refused(
+        &["--until", "01/11/2026"],
+        "--until \"01/11/2026\" is not a date",
+    );
+    refused(&["--since", "last week"], "2026-11-01T09:30:00Z");
+    refused(
+        &["--since", "2026-11-02", "--until", "2026-11-01"],
+        "is not before --until",
+    );
+    refused(&["--channel", "irc"], "use console, telegram or discord");
+    refused(&["--json", "--csv"], "cannot be used with");
+    refused(&["unanswered", "--toml", "--json"], "cannot be used with");
+    refused(&["--toml"], "frontdesk report unanswered --toml");
+    refused(&["--since"], "a value is required");
+}
+
+#[test]
+fn report_on_an_empty_store() {
+    let data = tempfile::tempdir().unwrap();
+    let empty = data.path().join("never-used");
+    let out = report_with(&empty, &["--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["conversations"], 0);
+    assert_eq!(r["csat_average"], serde_json::Value::Null);
+    assert_eq!(r["p90_first_response_seconds"], serde_json::Value::Null);
+    assert_eq!(
+        r["first_response_sla"]["percent_met"],
+        serde_json::Value::Null
+    );
+    assert_eq!(r["unanswered"], serde_json::json!([]));
+    let out = report_with(&empty, &[]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("Questions the bot could not answer: none"));
+    let out = report_with(&empty, &["--csv"]);
+    assert!(text(&out.stdout).contains("speed,first_response_seconds,median,\n"));
+    let out = report_with(&empty, &["unanswered", "--toml"]);
+    assert!(text(&out.stdout).contains("nothing to draft"));
+}

@@ -776,10 +776,10 @@ impl<'a> Turn<'a> {
                     let intent = intent.clone();
                     self.answer_intent(&mut s, &intent)?;
                 }
-                None => self.unknown(&mut s)?,
+                None => self.unknown(&mut s, false)?,
             },
             Verdict::Ambiguous(options) => self.did_you_mean(&mut s, options, &text),
-            Verdict::Unknown => self.unknown(&mut s)?,
+            Verdict::Unknown => self.unknown(&mut s, false)?,
         }
         self.save(s);
         Ok(())
@@ -900,7 +900,7 @@ impl<'a> Turn<'a> {
             payload::PERSON => self.escalate(&mut s, EscalationReason::AskedForPerson)?,
             payload::ELSE => {
                 if let DialogueState::AwaitingChoice { .. } = &s.customer.state {
-                    self.unknown(&mut s)?;
+                    self.unknown(&mut s, true)?;
                 } else {
                     self.stale(&mut s);
                 }
@@ -998,7 +998,7 @@ impl<'a> Turn<'a> {
             return self.escalate_for(s, EscalationReason::EscalateIntent, Some(&intent.id));
         }
         let Some(answer) = answer else {
-            return self.unknown(s);
+            return self.unknown(s, false);
         };
         match intent.role {
             Some(Role::Greeting) => {
@@ -1059,8 +1059,12 @@ impl<'a> Turn<'a> {
         };
     }
 
-    fn unknown(&mut self, s: &mut Session) -> Result<(), EngineError> {
+    /// The bot cannot answer: count it, mark the question, hand it to a person.
+    /// `after_choice`: the customer pressed [Something else] under "Did you
+    /// mean …?", so the question is the line before that press.
+    fn unknown(&mut self, s: &mut Session, after_choice: bool) -> Result<(), EngineError> {
         s.conversation.unanswered += 1;
+        mark_unanswered(&mut s.conversation, after_choice);
         self.escalate(s, EscalationReason::UnknownQuestion)
     }
 
@@ -2044,6 +2048,7 @@ fn push_line(
         speaker,
         text: clip(text, MAX_STORED_CHARS),
         intent,
+        unanswered: false,
     });
     let excess = conversation
         .transcript
@@ -2051,6 +2056,21 @@ fn push_line(
         .saturating_sub(MAX_TRANSCRIPT_LINES);
     if excess > 0 {
         conversation.transcript.drain(..excess);
+    }
+}
+
+/// Mark the question the bot could not answer: the customer's last typed
+/// line, or, after [Something else], the question that led to "Did you mean
+/// …?" (the line before the button press).
+fn mark_unanswered(conversation: &mut Conversation, after_choice: bool) {
+    if let Some(line) = conversation
+        .transcript
+        .iter_mut()
+        .rev()
+        .filter(|l| l.speaker == Speaker::Customer)
+        .nth(usize::from(after_choice))
+    {
+        line.unanswered = true;
     }
 }
 
