@@ -672,24 +672,61 @@ impl Store for SledStore {
         batch.insert(COUNTERS, encode(&change.counters));
 
         // Forgotten customers: every record still sealed with their key goes,
-        // with what the outbox holds for or about them.
-        let mut destroyed_rids = Vec::new();
+        // with what the outbox holds for or about them. Rekeyed customers:
+        // everything sealed with the old key is sealed with the new one. One
+        // pass over the records for all of them.
+        let mut destroyed_rids: Vec<String> = Vec::new();
         let mut dropped_outbox = Vec::new();
         for f in &change.forget {
             if let Some(rid) = keys.rid(&f.customer).cloned() {
-                for prefix in OWNED {
-                    for item in self.db.scan_prefix(prefix) {
-                        let (key, value) = item.map_err(|e| self.db_error(e))?;
-                        let record = String::from_utf8_lossy(&key).into_owned();
-                        if matches!(Envelope::of(&value), Envelope::Customer { rid: r, .. } if r == rid)
-                            && !written.contains(&record)
-                        {
-                            batch.remove(key.as_ref());
-                        }
-                    }
-                }
                 destroyed_rids.push(rid);
             }
+        }
+        let rekey_map: HashMap<&str, &str> = rekeyed
+            .iter()
+            .map(|(old, new)| (old.as_str(), new.as_str()))
+            .collect();
+        if !destroyed_rids.is_empty() || !rekey_map.is_empty() {
+            for prefix in OWNED {
+                for item in self.db.scan_prefix(prefix) {
+                    let (key, value) = item.map_err(|e| self.db_error(e))?;
+                    let Envelope::Customer { rid, .. } = Envelope::of(&value) else {
+                        continue;
+                    };
+                    let record = String::from_utf8_lossy(&key).into_owned();
+                    if destroyed_rids.iter().any(|r| r == rid) {
+                        if !written.contains(&record) {
+                            batch.remove(key.as_ref());
+                        }
+                        continue;
+                    }
+                    let Some(new) = rekey_map.get(rid).copied() else {
+                        continue;
+                    };
+                    let Some(plain) = keys.open(&record, &value)? else {
+                        continue;
+                    };
+                    let target = if prefix == CUSTOMER {
+                        batch.remove(key.as_ref());
+                        format!("{CUSTOMER}{new}")
+                    } else {
+                        record
+                    };
+                    if !written.contains(&target) {
+                        let new_key = &keys
+                            .customers
+                            .get(new)
+                            .expect("the new key was just added")
+                            .key;
+                        batch.insert(
+                            target.as_bytes(),
+                            keys::seal_customer(new, new_key, target.as_bytes(), &plain)?,
+                        );
+                    }
+                }
+            }
+        }
+        if !change.forget.is_empty() {
             for prefix in [OUTBOX, FAILED] {
                 for item in self.db.scan_prefix(prefix) {
                     let (key, value) = item.map_err(|e| self.db_error(e))?;
@@ -706,47 +743,18 @@ impl Store for SledStore {
                     } else {
                         decode::<FailedRecord>(&record, &plain)?.outgoing.action
                     };
-                    if concerns(&action, &f.customer, &f.tickets) {
+                    if change
+                        .forget
+                        .iter()
+                        .any(|f| concerns(&action, &f.customer, &f.tickets))
+                    {
                         batch.remove(key.as_ref());
                         dropped_outbox.push(id);
                     }
                 }
             }
         }
-        // Rekeyed customers: everything sealed with the old key, sealed with the new one.
-        for (old, new) in &rekeyed {
-            let new_key = keys
-                .customers
-                .get(new)
-                .map(|e| e.key.clone())
-                .expect("the new key was just added");
-            for prefix in OWNED {
-                for item in self.db.scan_prefix(prefix) {
-                    let (key, value) = item.map_err(|e| self.db_error(e))?;
-                    let record = String::from_utf8_lossy(&key).into_owned();
-                    if !matches!(Envelope::of(&value), Envelope::Customer { rid, .. } if rid == old)
-                    {
-                        continue;
-                    }
-                    let Some(plain) = keys.open(&record, &value)? else {
-                        continue;
-                    };
-                    let target = if prefix == CUSTOMER {
-                        batch.remove(key.as_ref());
-                        format!("{CUSTOMER}{new}")
-                    } else {
-                        record
-                    };
-                    if !written.contains(&target) {
-                        batch.insert(
-                            target.as_bytes(),
-                            keys::seal_customer(new, &new_key, target.as_bytes(), &plain)?,
-                        );
-                    }
-                }
-            }
-            destroyed_rids.push(old.clone());
-        }
+        destroyed_rids.extend(rekeyed.iter().map(|(old, _)| old.clone()));
 
         self.db.apply_batch(batch).map_err(|e| self.db_error(e))?;
         self.db.flush().map_err(|e| self.db_error(e))?;
