@@ -562,8 +562,16 @@ fn forget(config: Config, args: ForgetArgs) -> Result<ExitCode, CliError> {
         .map(|t| format!("#{}", t.number))
         .collect();
     let (conversations, ratings) = (records.conversations.len(), records.ratings.len());
-    // Forgetting needs no intents: the engine runs with an empty set.
-    let intents = IntentSet::from_sources(&[], &config.languages)?;
+    // Forgetting needs no intents (the intents directory may not be here):
+    // the engine runs with a one-intent placeholder set that nothing matches.
+    let lang = &config.default_language;
+    let placeholder = format!(
+        "[[intent]]\nid = \"frontdesk_forget\"\nexamples.{lang} = [\"frontdesk forget\"]\nanswer.{lang} = \"-\"\n"
+    );
+    let intents = IntentSet::from_sources(
+        &[(PathBuf::from("<forget>"), placeholder)],
+        &config.languages,
+    )?;
     let store: Arc<dyn Store> = Arc::new(store);
     let engine = Engine::new(
         store,

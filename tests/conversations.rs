@@ -37,8 +37,8 @@
 //!   ticket N stands now (`"running"`, `"met"`, `"missed"`).
 //! - `> check: rating <conversation> <field> = <json>`: a field of a stored rating.
 //! - `> check: customer exists = true|false`: whether the (default) customer is stored.
-//! - `> check: disk contains <word> = true|false`: whether any byte sequence of
-//!   any file in the data directory is `<word>` (what a forget must leave behind).
+//! - `> check: disk contains <text> = true|false`: whether any file in the data
+//!   directory holds `<text>` anywhere in its bytes (what a forget must leave behind).
 //! - `> check: conversation N <field> = <json>`: a field of a stored conversation
 //!   (`transcript` is the number of lines).
 
@@ -340,8 +340,9 @@ impl Runner {
                     .unwrap()
                     .is_some(),
             ),
-            ["disk", "contains", word] => {
-                serde_json::Value::Bool(dir_contains(self.data.path(), word.as_bytes()))
+            ["disk", "contains", words @ ..] if !words.is_empty() => {
+                let needle = words.join(" ");
+                serde_json::Value::Bool(dir_contains(self.data.path(), needle.as_bytes()))
             }
             ["conversation", n, field] => {
                 let Some(c) = store.conversation(n.parse().unwrap()).unwrap() else {
