@@ -996,4 +996,108 @@ mod tests {
         assert!(matches!(store.ticket(1), Err(StoreError::Corrupt { .. })));
         assert!(store.tickets().is_err());
     }
+
+    fn customer(id: &str) -> Customer {
+        let at: jiff::Timestamp = "2026-01-05T10:00:00Z".parse().unwrap();
+        Customer {
+            key: CustomerKey::new(Channel::Telegram, id),
+            name: "Legacy Lucinda".into(),
+            address: id.into(),
+            language: Some("en".into()),
+            state: crate::model::DialogueState::Idle,
+            conversation: None,
+            first_seen: at,
+            last_seen: at,
+        }
+    }
+
+    #[test]
+    fn a_store_written_before_sealing_opens_and_is_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = ticket(1, TicketStatus::Open);
+        t.customer = CustomerKey::new(Channel::Telegram, "777");
+        {
+            // What frontdesk wrote before sealing: plain JSON, the id in the key.
+            let db = sled::open(dir.path()).unwrap();
+            db.insert("customer/telegram:777", encode(&customer("777")))
+                .unwrap();
+            db.insert(numbered(TICKET, 1), encode(&t)).unwrap();
+            db.insert(numbered(OUTBOX, 5), encode(&action("pending ping")))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let key = CustomerKey::new(Channel::Telegram, "777");
+            assert_eq!(
+                store.customer(&key).unwrap().unwrap().name,
+                "Legacy Lucinda"
+            );
+            assert_eq!(store.ticket(1).unwrap().unwrap(), t);
+            assert_eq!(store.open_tickets().unwrap().len(), 1);
+            assert_eq!(store.pending().unwrap()[0].id, 5);
+            assert!(store.db.get("customer/telegram:777").unwrap().is_none());
+            for (k, v) in store.db.iter().map(Result::unwrap) {
+                let k = String::from_utf8_lossy(&k).into_owned();
+                if k.starts_with(TICKET) || k.starts_with(CUSTOMER) || k.starts_with(OUTBOX) {
+                    assert!(
+                        !matches!(Envelope::of(&v), Envelope::Plain(_)),
+                        "{k} is still plain"
+                    );
+                }
+            }
+            // Forgotten like any other customer.
+            store
+                .commit(Change {
+                    forget: vec![super::super::Forget {
+                        customer: key.clone(),
+                        tickets: vec![1],
+                    }],
+                    tickets: vec![t.anonymized()],
+                    ..Change::default()
+                })
+                .unwrap();
+            assert!(store.customer_records(&key).unwrap().is_empty());
+            assert!(store.ticket(1).unwrap().unwrap().customer.is_forgotten());
+        }
+        // (sled's own files may still hold the plain values written before
+        // sealing, until sled rewrites those log segments: see the README.)
+        let key_file = std::fs::read(dir.path().join(CUSTOMER_KEYS_FILE)).unwrap();
+        assert!(
+            !key_file.windows(12).any(|w| w == b"telegram:777"),
+            "the id left the key file"
+        );
+    }
+
+    #[test]
+    fn records_whose_key_is_gone_are_dropped_at_open_and_unused_keys_destroyed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = CustomerKey::new(Channel::Telegram, "888");
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .commit(Change {
+                    customers: vec![customer("888")],
+                    ..Change::default()
+                })
+                .unwrap();
+            // A key without records (a commit that crashed after writing its keys).
+            let mut keys = store.keys();
+            keys.add(&CustomerKey::new(Channel::Telegram, "999"))
+                .unwrap();
+            keys.customers.save().unwrap();
+            // And a forget that crashed after destroying the key, before the records.
+            let rid = keys.rid(&key).unwrap().clone();
+            keys.destroy(&rid);
+            keys.customers.save().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(store.customer(&key).unwrap().is_none());
+        assert!(store.customers().unwrap().is_empty());
+        assert!(
+            store.keys().customers.is_empty(),
+            "unused keys are destroyed"
+        );
+        assert_eq!(store.db.scan_prefix(CUSTOMER).count(), 0);
+    }
 }
