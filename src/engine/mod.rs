@@ -2417,6 +2417,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn forget_is_recognised_typed_and_confirmed_only_by_yes() {
+        assert_eq!(forget_command("/forget"), Some(false));
+        assert_eq!(forget_command("  /FORGET  "), Some(false));
+        assert_eq!(forget_command("/forget@shopbot"), Some(false));
+        assert_eq!(forget_command("/forget yes"), Some(true));
+        assert_eq!(forget_command("/forget Sí"), Some(true));
+        assert_eq!(forget_command("/forget@shopbot yes"), Some(true));
+        assert_eq!(forget_command("/forget yes please"), Some(false));
+        assert_eq!(forget_command("/forget no"), Some(false));
+        assert_eq!(forget_command("/forgetful"), None);
+        assert_eq!(forget_command("please forget me"), None);
+        assert_eq!(forget_command(""), None);
+    }
+
+    #[test]
     fn clip_marks_what_it_cut() {
         assert_eq!(clip("hello", 10), "hello");
         assert_eq!(clip("hello", 5), "hello");
