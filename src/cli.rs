@@ -508,8 +508,9 @@ fn existing_customer_store(
 
 /// What `frontdesk export` prints.
 #[derive(serde::Serialize)]
-struct Export<'a> {
-    customer: &'a CustomerKey,
+struct Export {
+    /// The customer's id, `CHANNEL:ID`.
+    id: String,
     #[serde(flatten)]
     records: CustomerRecords,
     /// Messages to them not yet delivered.
@@ -529,7 +530,7 @@ fn export(config: Config, args: ExportArgs) -> Result<ExitCode, CliError> {
     let (store, records) = existing_customer_store(&config, &args.data, &args.customer)?;
     let to_them = |a: &crate::model::Action| matches!(a, crate::model::Action::ToCustomer { customer, .. } if customer == &args.customer);
     let export = Export {
-        customer: &args.customer,
+        id: args.customer.to_string(),
         records,
         pending_messages: store
             .pending()?

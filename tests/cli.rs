@@ -245,7 +245,7 @@ fn help_lists_every_command() {
     let out = run(&["--help"], "");
     let stdout = text(&out.stdout);
     assert!(out.status.success());
-    for command in ["chat", "check", "report", "tickets"] {
+    for command in ["chat", "check", "report", "tickets", "forget", "export"] {
         assert!(
             stdout.lines().any(|l| l.trim_start().starts_with(command)),
             "--help lacks {command}: {stdout}"
