@@ -40,6 +40,19 @@ pub enum StoreError {
         /// What the database said.
         message: String,
     },
+    /// Records are encrypted with keys the key files do not hold: the key
+    /// files were lost, or are older than the database.
+    #[error(
+        "{count} record(s) in {path} are encrypted with keys missing from its key files ({files}): they were lost or are older than the database. Restore the key files that belong with this database (back up the data directory as a whole); nothing was changed"
+    )]
+    MissingKeys {
+        /// The directory.
+        path: String,
+        /// How many records.
+        count: usize,
+        /// The key files.
+        files: String,
+    },
     /// A stored record could not be read back.
     #[error("corrupt record {key} in the store: {message}")]
     Corrupt {

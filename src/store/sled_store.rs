@@ -242,11 +242,14 @@ impl SledStore {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// At open: seal what a store from before sealing kept in the clear, drop
-    /// records whose key was destroyed (a forget interrupted by a crash), and
-    /// destroy keys no record uses any more.
+    /// At open: seal what a store from before sealing kept in the clear, and
+    /// destroy keys no record uses any more (a commit interrupted between
+    /// writing its keys and its records, or between deleting records and
+    /// their key). Records without their key are never written that way: the
+    /// key files were lost or replaced, and the store refuses to open.
     fn seal_and_collect(&self) -> Result<(), StoreError> {
         let mut keys = self.keys();
+        let mut keyless = 0usize;
         let mut batch = sled::Batch::default();
         let mut used: BTreeSet<String> = BTreeSet::new();
         let mut sealed_any = false;
@@ -260,7 +263,7 @@ impl SledStore {
                         if keys.customers.get(rid).is_some() {
                             used.insert(rid.to_string());
                         } else {
-                            batch.remove(key.as_ref());
+                            keyless += 1;
                         }
                     }
                     Envelope::Plain(plain) => {
@@ -309,12 +312,16 @@ impl SledStore {
                     _ if keys.outbox.get(&id.to_string()).is_some() => {
                         live_outbox.insert(id.to_string());
                     }
-                    _ => {
-                        tracing::warn!(record, "an outbox entry without its key was dropped");
-                        batch.remove(key.as_ref());
-                    }
+                    _ => keyless += 1,
                 }
             }
+        }
+        if keyless > 0 {
+            return Err(StoreError::MissingKeys {
+                path: self.path.clone(),
+                count: keyless,
+                files: format!("{CUSTOMER_KEYS_FILE}, {OUTBOX_KEYS_FILE}"),
+            });
         }
         if added_keys {
             keys.customers.save()?;
@@ -1070,7 +1077,7 @@ mod tests {
     }
 
     #[test]
-    fn records_whose_key_is_gone_are_dropped_at_open_and_unused_keys_destroyed() {
+    fn unused_keys_are_destroyed_and_lost_key_files_refuse_to_open() {
         let dir = tempfile::tempdir().unwrap();
         let key = CustomerKey::new(Channel::Telegram, "888");
         {
@@ -1078,6 +1085,7 @@ mod tests {
             store
                 .commit(Change {
                     customers: vec![customer("888")],
+                    actions: vec![action("to staff")],
                     ..Change::default()
                 })
                 .unwrap();
@@ -1086,18 +1094,47 @@ mod tests {
             keys.add(&CustomerKey::new(Channel::Telegram, "999"))
                 .unwrap();
             keys.customers.save().unwrap();
-            // And a forget that crashed after destroying the key, before the records.
-            let rid = keys.rid(&key).unwrap().clone();
-            keys.destroy(&rid);
-            keys.customers.save().unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
-        assert!(store.customer(&key).unwrap().is_none());
-        assert!(store.customers().unwrap().is_empty());
-        assert!(
-            store.keys().customers.is_empty(),
-            "unused keys are destroyed"
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            assert_eq!(
+                store.customer(&key).unwrap().unwrap().name,
+                "Legacy Lucinda"
+            );
+            let keys = store.keys();
+            assert_eq!(
+                keys.customers.iter().count(),
+                1,
+                "the unused key is destroyed"
+            );
+            assert!(
+                keys.rid(&CustomerKey::new(Channel::Telegram, "999"))
+                    .is_none()
+            );
+        }
+        // The key files lost (a backup of the database alone): a clear error, nothing touched.
+        let keys_file = dir.path().join(CUSTOMER_KEYS_FILE);
+        let outbox_file = dir.path().join(OUTBOX_KEYS_FILE);
+        let saved = (
+            std::fs::read(&keys_file).unwrap(),
+            std::fs::read(&outbox_file).unwrap(),
         );
-        assert_eq!(store.db.scan_prefix(CUSTOMER).count(), 0);
+        std::fs::remove_file(&keys_file).unwrap();
+        std::fs::remove_file(&outbox_file).unwrap();
+        match SledStore::open(dir.path()) {
+            Err(e @ StoreError::MissingKeys { count: 2, .. }) => {
+                assert!(e.to_string().contains("customer-keys.json"), "{e}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened without its keys"),
+        }
+        std::fs::write(&keys_file, &saved.0).unwrap();
+        std::fs::write(&outbox_file, &saved.1).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.customer(&key).unwrap().unwrap().name,
+            "Legacy Lucinda"
+        );
+        assert_eq!(store.pending().unwrap().len(), 1);
     }
 }
