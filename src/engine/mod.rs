@@ -1587,14 +1587,16 @@ impl<'a> Turn<'a> {
                         "Ticket #{number} closed: the customer asked to be forgotten. Their messages and details were deleted; the ticket keeps only its times."
                     ),
                 );
+                // Its ping in the staff chat loses the name and the messages
+                // too. (Pings of past tickets are left alone: editing them all
+                // would post a new ping wherever the old one is gone.)
+                self.tx.actions.push(Action::UpdatePing {
+                    channel,
+                    ticket: number,
+                    text: ping_text(&anon),
+                    buttons: ping_buttons(&anon),
+                });
             }
-            // The ping in the staff chat loses the name and the messages too.
-            self.tx.actions.push(Action::UpdatePing {
-                channel,
-                ticket: number,
-                text: ping_text(&anon),
-                buttons: ping_buttons(&anon),
-            });
             self.tx.put_ticket(anon);
             tickets.push(number);
         }
