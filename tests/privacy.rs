@@ -360,6 +360,27 @@ fn retention_deletes_old_text_on_the_tick_and_its_key() {
         // Thirty-one days on: the old text goes, the new stays.
         engine.handle(None, Inbound::Tick, later).unwrap();
         deliver(&engine);
+        assert_eq!(
+            engine.store().counters().unwrap().privacy_swept_at,
+            Some(later)
+        );
+        // Within the hour the period is not applied again: nothing to write
+        // (ten minutes on), and only the ticket's reminder (59 minutes on).
+        let soon = later.checked_add(SignedDuration::from_mins(10)).unwrap();
+        assert!(engine.handle(None, Inbound::Tick, soon).unwrap().is_empty());
+        let soon = later.checked_add(SignedDuration::from_mins(59)).unwrap();
+        engine.handle(None, Inbound::Tick, soon).unwrap();
+        assert_eq!(
+            engine.store().counters().unwrap().privacy_swept_at,
+            Some(later)
+        );
+        let hour = later.checked_add(SignedDuration::from_mins(61)).unwrap();
+        engine.handle(None, Inbound::Tick, hour).unwrap();
+        assert_eq!(
+            engine.store().counters().unwrap().privacy_swept_at,
+            Some(hour)
+        );
+        deliver(&engine);
         let records = engine.store().customer_records(&who.key).unwrap();
         let all = serde_json::to_string(&records).unwrap();
         assert!(!all.contains("Old-Mango-Secret-31"), "{all}");
