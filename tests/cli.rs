@@ -466,3 +466,45 @@ fn forget_and_export_refuse_bad_ids_and_empty_stores() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn forget_typed_in_the_console_asks_then_leaves_nothing_on_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let args = [
+        "chat",
+        "--data",
+        d,
+        "--customer-id",
+        "6620031313",
+        "--customer-name",
+        "Philippa Quillfeather",
+    ];
+    let out = run(
+        &args,
+        "I want to talk to a person\nmy code is Persimmon-Ladder-51\n/forget\n",
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Delete everything?"), "{stdout}");
+    assert!(
+        stdout.contains("[1] Yes, delete everything  [2] No, keep it"),
+        "{stdout}"
+    );
+    // A new process: the question's buttons are gone, the typed form works.
+    let out = run(&args, "/forget yes\n");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("Done: I deleted 1 conversation(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[staff] Ticket #1 closed: the customer asked to be forgotten"),
+        "{stdout}"
+    );
+    for gone in ["Persimmon-Ladder-51", "Philippa Quillfeather", "6620031313"] {
+        assert!(!on_disk(data.path(), gone), "{gone} is still on disk");
+    }
+    let r = report(data.path());
+    assert_eq!(r["escalated"], 1, "the ticket is still counted: {r}");
+}

@@ -1137,4 +1137,24 @@ mod tests {
         );
         assert_eq!(store.pending().unwrap().len(), 1);
     }
+
+    #[test]
+    fn sled_keeps_removed_values_in_its_files_which_is_why_text_is_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert("k", &b"Removed-Value-Rhubarb-93"[..]).unwrap();
+            db.flush().unwrap();
+            db.remove("k").unwrap();
+            db.flush().unwrap();
+            assert!(db.get("k").unwrap().is_none());
+        }
+        let on_disk = std::fs::read(dir.path().join("db")).unwrap();
+        assert!(
+            on_disk
+                .windows(24)
+                .any(|w| w == b"Removed-Value-Rhubarb-93"),
+            "sled 0.34 keeps the removed value in its log"
+        );
+    }
 }
