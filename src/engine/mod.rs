@@ -360,9 +360,8 @@ impl Engine {
                 }
             }
         }
-        let counters_before = self.store.counters()?;
         let mut change = turn.tx.into_change();
-        if is_tick && change.is_empty() && change.counters == counters_before {
+        if is_tick && change.is_empty() && change.counters == self.store.counters()? {
             // Nothing fell due: no write at all.
             return Ok(Vec::new());
         }
@@ -383,7 +382,7 @@ fn forget_command(text: &str) -> Option<bool> {
     let mut words = text.split_whitespace();
     let first = words.next()?.to_lowercase();
     let word = first.split('@').next().unwrap_or_default();
-    if word != "/forget" && word != "!forget" {
+    if word != "/forget" {
         return None;
     }
     let rest: Vec<String> = words.map(str::to_lowercase).collect();
