@@ -381,6 +381,7 @@ fn retention_deletes_old_text_on_the_tick_and_its_key() {
             Some(hour)
         );
         deliver(&engine);
+        deliver(&engine);
         let records = engine.store().customer_records(&who.key).unwrap();
         let all = serde_json::to_string(&records).unwrap();
         assert!(!all.contains("Old-Mango-Secret-31"), "{all}");
@@ -409,4 +410,48 @@ fn retention_deletes_old_text_on_the_tick_and_its_key() {
             .unwrap()
             .contains("New-Papaya-Text-12")
     );
+}
+
+#[test]
+fn retention_expires_messages_set_aside_as_undeliverable() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let config = Config::from_toml("[privacy]\nretention_days = 30\n", Path::new("t")).unwrap();
+    let engine = engine(dir, &config);
+    let who = customer(KEPT_ID, KEPT_NAME);
+    // Failed entries are stamped with the real time.
+    let now = Timestamp::now();
+    say(
+        &engine,
+        &who,
+        "I want to talk to a person Refused-Message-Lychee-7",
+        now,
+    );
+    let refused = engine.store().pending().unwrap();
+    assert!(!refused.is_empty());
+    for o in &refused {
+        engine.store().fail(o.id, "blocked by the user").unwrap();
+    }
+    assert_eq!(engine.store().failed().unwrap().len(), refused.len());
+    let next = now.checked_add(SignedDuration::from_hours(24)).unwrap();
+    engine.handle(None, Inbound::Tick, next).unwrap();
+    assert_eq!(
+        engine.store().failed().unwrap().len(),
+        refused.len(),
+        "not old yet"
+    );
+    let much_later = next
+        .checked_add(SignedDuration::from_hours(31 * 24))
+        .unwrap();
+    engine.handle(None, Inbound::Tick, much_later).unwrap();
+    assert!(engine.store().failed().unwrap().is_empty(), "expired");
+    let outbox_keys = std::fs::read_to_string(dir.join("outbox-keys.json")).unwrap();
+    for o in &refused {
+        assert!(
+            !outbox_keys.contains(&format!("\"{}\"", o.id)),
+            "{outbox_keys}"
+        );
+    }
+    drop(engine);
+    assert!(holding(dir, "Refused-Message-Lychee-7").is_empty());
 }

@@ -403,6 +403,7 @@ struct Tx<'a> {
     counters: Counters,
     forget: Vec<Forget>,
     rekey: Vec<CustomerKey>,
+    expire_failed_before: Option<Timestamp>,
 }
 
 impl<'a> Tx<'a> {
@@ -417,6 +418,7 @@ impl<'a> Tx<'a> {
             counters: store.counters()?,
             forget: Vec::new(),
             rekey: Vec::new(),
+            expire_failed_before: None,
         })
     }
 
@@ -464,6 +466,7 @@ impl<'a> Tx<'a> {
             counters: self.counters,
             forget: self.forget,
             rekey: self.rekey,
+            expire_failed_before: self.expire_failed_before,
         }
     }
 }
@@ -1626,8 +1629,9 @@ impl<'a> Turn<'a> {
 
     /// Delete conversation text older than the retention period: transcript
     /// lines, ticket excerpts and notes, rating comments, a pending "did you
-    /// mean" question. The customers concerned get a new key, so that the old
-    /// text in the database's log is unreadable too.
+    /// mean" question, messages set aside as undeliverable. The customers
+    /// concerned get a new key, so that the old text in the database's log is
+    /// unreadable too.
     fn apply_retention(&mut self) -> Result<(), EngineError> {
         let Some(period) = self.settings.retention else {
             return Ok(());
@@ -1694,6 +1698,7 @@ impl<'a> Turn<'a> {
             );
         }
         self.tx.rekey.extend(touched);
+        self.tx.expire_failed_before = Some(cutoff);
         Ok(())
     }
 

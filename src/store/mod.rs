@@ -133,6 +133,9 @@ pub struct Change {
     /// destroyed: what was deleted from their records (by the retention
     /// period) becomes unreadable in the database's old log segments too.
     pub rekey: Vec<CustomerKey>,
+    /// Drop the actions set aside as undeliverable before this instant (the
+    /// retention period: they hold conversation text too).
+    pub expire_failed_before: Option<jiff::Timestamp>,
 }
 
 impl Change {
@@ -146,6 +149,7 @@ impl Change {
             && self.handled.is_none()
             && self.forget.is_empty()
             && self.rekey.is_empty()
+            && self.expire_failed_before.is_none()
     }
 }
 

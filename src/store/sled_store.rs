@@ -448,6 +448,9 @@ impl SledStore {
 struct FailedRecord {
     outgoing: Outgoing,
     reason: String,
+    /// When it was set aside (absent on records from before retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed_at: Option<jiff::Timestamp>,
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -733,6 +736,20 @@ impl Store for SledStore {
                 }
             }
         }
+        if let Some(before) = change.expire_failed_before {
+            for item in self.db.scan_prefix(FAILED) {
+                let (key, value) = item.map_err(|e| self.db_error(e))?;
+                let record = String::from_utf8_lossy(&key).into_owned();
+                let Some(plain) = keys.open(&record, &value)? else {
+                    continue;
+                };
+                let failed: FailedRecord = decode(&record, &plain)?;
+                if failed.failed_at.is_some_and(|at| at < before) {
+                    batch.remove(key.as_ref());
+                    dropped_outbox.push(failed.outgoing.id);
+                }
+            }
+        }
         if !change.forget.is_empty() {
             for prefix in [OUTBOX, FAILED] {
                 for item in self.db.scan_prefix(prefix) {
@@ -823,6 +840,7 @@ impl Store for SledStore {
                 action,
             },
             reason: reason.to_string(),
+            failed_at: Some(jiff::Timestamp::now()),
         };
         let failed = numbered(FAILED, outbox_id);
         let sealed = self
