@@ -275,6 +275,14 @@ impl KeyFile {
         })
     }
 
+    /// Forget unsaved changes: read the file again (for a save that failed).
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        if let Some(path) = self.path.clone() {
+            *self = KeyFile::load(&path)?;
+        }
+        Ok(())
+    }
+
     /// The key named `name`.
     pub fn get(&self, name: &str) -> Option<&KeyEntry> {
         self.entries.get(name)

@@ -65,6 +65,29 @@ impl Keys {
         }
     }
 
+    /// Save keys added for a commit before its records are written; should
+    /// that fail, the keys not on disk are dropped from memory too, so that
+    /// no record is ever sealed with a key that was not saved.
+    fn save_new(&mut self, customers: bool, outbox: bool) -> Result<(), StoreError> {
+        let saved = (if customers {
+            self.customers.save()
+        } else {
+            Ok(())
+        })
+        .and_then(|()| if outbox { self.outbox.save() } else { Ok(()) });
+        if let Err(e) = saved {
+            self.customers.reload()?;
+            self.outbox.reload()?;
+            self.by_owner = self
+                .customers
+                .iter()
+                .map(|(rid, e)| (e.owner.clone(), rid.clone()))
+                .collect();
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn rid(&self, owner: &CustomerKey) -> Option<&String> {
         self.by_owner.get(&owner.to_string())
     }
@@ -608,12 +631,7 @@ impl Store for SledStore {
             keys.add_outbox(id)?;
             outgoing.push(Outgoing { id, action });
         }
-        if customer_keys_changed {
-            keys.customers.save()?;
-        }
-        if !outgoing.is_empty() {
-            keys.outbox.save()?;
-        }
+        keys.save_new(customer_keys_changed, !outgoing.is_empty())?;
 
         let mut batch = sled::Batch::default();
         let mut written: BTreeSet<String> = BTreeSet::new();
@@ -1174,5 +1192,35 @@ mod tests {
                 .any(|w| w == b"Removed-Value-Rhubarb-93"),
             "sled 0.34 keeps the removed value in its log"
         );
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_written_fails_the_commit_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the temporary key file goes: writing it fails, even as root.
+        let blocker = dir.path().join("customer-keys.tmp");
+        let new_customer = || Change {
+            customers: vec![customer("321")],
+            actions: vec![action("hello")],
+            ..Change::default()
+        };
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            std::fs::create_dir(&blocker).unwrap();
+            assert!(matches!(
+                store.commit(new_customer()),
+                Err(StoreError::Database { .. })
+            ));
+            assert!(store.pending().unwrap().is_empty(), "nothing was written");
+            std::fs::remove_dir(&blocker).unwrap();
+            store.commit(new_customer()).unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let key = CustomerKey::new(Channel::Telegram, "321");
+        assert_eq!(
+            store.customer(&key).unwrap().unwrap().name,
+            "Legacy Lucinda"
+        );
+        assert_eq!(store.pending().unwrap().len(), 1);
     }
 }
