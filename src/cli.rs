@@ -1,4 +1,4 @@
-//! The command line: `run`, `chat`, `check`, `report`, `tickets`, `eval`, `match`. Each command loads
+//! The command line: `run`, `chat`, `check`, `report`, `tickets`, `forget`, `export`, `eval`, `match`. Each command loads
 //! what it needs (config, intents, store), runs, and returns an exit status;
 //! errors are [`CliError`] values that say what to do next.
 
@@ -15,8 +15,9 @@ use crate::channels::runtime::{Dispatcher, Shutdown};
 use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineSettings, Knowledge};
 use crate::intents::{IntentSet, IntentsError};
+use crate::model::CustomerKey;
 use crate::report::{Filter, Report, ReportOptions, tickets_text};
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{CustomerRecords, SledStore, Store, StoreError};
 
 /// frontdesk: answers customers' common questions from TOML intents, hands the
 /// rest to staff with a ticket, and asks for a rating at the end.
@@ -47,6 +48,10 @@ pub enum Command {
     Report(ReportArgs),
     /// List tickets with their status history
     Tickets(TicketsArgs),
+    /// Forget a customer: delete their conversations, ratings and personal data; tickets keep counts and times
+    Forget(ForgetArgs),
+    /// Print everything stored about one customer as JSON
+    Export(ExportArgs),
     /// Measure the matcher on labelled CSV (text,intent): accuracy, out-of-scope, speed, memory
     Eval(EvalArgs),
     /// Show how the matcher ranks the intents for a message, and what the bot would do
@@ -152,6 +157,33 @@ pub struct TicketsArgs {
     open: bool,
 }
 
+/// `frontdesk forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// The customer, as `frontdesk tickets` and `export` show it: CHANNEL:ID (telegram:12345)
+    #[arg(long, value_name = "CHANNEL:ID", value_parser = parse_customer)]
+    customer: CustomerKey,
+    /// Who asks, recorded on the tickets this closes
+    #[arg(long, value_name = "NAME", default_value = "staff")]
+    staff_name: String,
+}
+
+/// `frontdesk export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// The customer, as `frontdesk tickets` shows it: CHANNEL:ID (telegram:12345)
+    #[arg(long, value_name = "CHANNEL:ID", value_parser = parse_customer)]
+    customer: CustomerKey,
+}
+
+fn parse_customer(s: &str) -> Result<CustomerKey, String> {
+    s.parse()
+}
+
 /// `frontdesk match`.
 #[derive(Debug, Args)]
 pub struct MatchArgs {
@@ -234,6 +266,19 @@ pub enum CliError {
     /// The report's period or channel is unusable.
     #[error(transparent)]
     Report(#[from] crate::report::PeriodError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// No such customer in the store.
+    #[error(
+        "there is no customer {customer} in {data}: `frontdesk tickets` shows customers as CHANNEL:ID, e.g. telegram:12345"
+    )]
+    UnknownCustomer {
+        /// Who was asked for.
+        customer: String,
+        /// The data directory.
+        data: String,
+    },
 }
 
 /// Run a parsed command line.
@@ -245,6 +290,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Check(args) => check(config, args),
         Command::Report(args) => report(config, args),
         Command::Tickets(args) => tickets(config, args),
+        Command::Forget(args) => forget(config, args),
+        Command::Export(args) => export(config, args),
         Command::Eval(args) => eval(config, args),
         Command::Match(args) => match_text(config, args),
     }
@@ -509,6 +556,132 @@ fn tickets(config: Config, args: TicketsArgs) -> Result<ExitCode, CliError> {
         writeln!(out, "{}", serde_json::to_string_pretty(&tickets)?)?;
     } else {
         writeln!(out, "{}", tickets_text(&tickets))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store of a data directory that must exist already (nothing is created).
+fn existing_customer_store(
+    config: &Config,
+    arg: &DataArg,
+    customer: &CustomerKey,
+) -> Result<(SledStore, CustomerRecords), CliError> {
+    let dir = data_dir(config, arg);
+    let unknown = || CliError::UnknownCustomer {
+        customer: customer.to_string(),
+        data: dir.display().to_string(),
+    };
+    if !dir.join("db").exists() {
+        return Err(unknown());
+    }
+    let store = SledStore::open(&dir)?;
+    let records = store.customer_records(customer)?;
+    if records.is_empty() {
+        return Err(unknown());
+    }
+    Ok((store, records))
+}
+
+/// What `frontdesk export` prints.
+#[derive(serde::Serialize)]
+struct Export {
+    /// The customer's id, `CHANNEL:ID`.
+    id: String,
+    #[serde(flatten)]
+    records: CustomerRecords,
+    /// Messages to them not yet delivered.
+    pending_messages: Vec<crate::model::Outgoing>,
+    /// Messages to them the platform refused, with why.
+    failed_messages: Vec<FailedMessage>,
+}
+
+#[derive(serde::Serialize)]
+struct FailedMessage {
+    #[serde(flatten)]
+    outgoing: crate::model::Outgoing,
+    reason: String,
+}
+
+fn export(config: Config, args: ExportArgs) -> Result<ExitCode, CliError> {
+    let (store, records) = existing_customer_store(&config, &args.data, &args.customer)?;
+    let to_them = |a: &crate::model::Action| matches!(a, crate::model::Action::ToCustomer { customer, .. } if customer == &args.customer);
+    let export = Export {
+        id: args.customer.to_string(),
+        records,
+        pending_messages: store
+            .pending()?
+            .into_iter()
+            .filter(|o| to_them(&o.action))
+            .collect(),
+        failed_messages: store
+            .failed()?
+            .into_iter()
+            .filter(|(o, _)| to_them(&o.action))
+            .map(|(outgoing, reason)| FailedMessage { outgoing, reason })
+            .collect(),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string_pretty(&export)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn forget(config: Config, args: ForgetArgs) -> Result<ExitCode, CliError> {
+    let (store, records) = existing_customer_store(&config, &args.data, &args.customer)?;
+    let open: Vec<String> = records
+        .tickets
+        .iter()
+        .filter(|t| t.status != crate::model::TicketStatus::Resolved)
+        .map(|t| format!("#{}", t.number))
+        .collect();
+    let tickets: Vec<String> = records
+        .tickets
+        .iter()
+        .map(|t| format!("#{}", t.number))
+        .collect();
+    let (conversations, ratings) = (records.conversations.len(), records.ratings.len());
+    // Forgetting needs no intents (the intents directory may not be here):
+    // the engine runs with a one-intent placeholder set that nothing matches.
+    let lang = &config.default_language;
+    let placeholder = format!(
+        "[[intent]]\nid = \"frontdesk_forget\"\nexamples.{lang} = [\"frontdesk forget\"]\nanswer.{lang} = \"-\"\n"
+    );
+    let intents = IntentSet::from_sources(
+        &[(PathBuf::from("<forget>"), placeholder)],
+        &config.languages,
+    )?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let engine = Engine::new(
+        store,
+        Knowledge::build(intents, config.matcher),
+        EngineSettings::from_config(&config),
+    );
+    engine.handle(
+        None,
+        crate::engine::Inbound::ForgetByStaff {
+            customer: args.customer.clone(),
+            staff: args.staff_name.clone(),
+        },
+        jiff::Timestamp::now(),
+    )?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Forgot {}: deleted {conversations} conversation(s), {ratings} rating(s) and their name, language and state.",
+        args.customer
+    )?;
+    if !tickets.is_empty() {
+        writeln!(
+            out,
+            "Tickets {} keep their times and counts, without text or identity.",
+            tickets.join(", ")
+        )?;
+    }
+    if !open.is_empty() {
+        writeln!(
+            out,
+            "Closed the open ticket(s) {}; the staff chat is told when `frontdesk run` next starts.",
+            open.join(", ")
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -174,6 +174,8 @@ pub struct Config {
     pub tickets: TicketsConfig,
     /// Business hours (none: always open).
     pub hours: HoursConfig,
+    /// What is kept of customers' data, and for how long.
+    pub privacy: PrivacyConfig,
     /// Overrides of the bot's own sentences, per language: `[messages.es] did_it_help = "…"`.
     pub messages: BTreeMap<String, BTreeMap<String, String>>,
     /// The Telegram channel.
@@ -193,10 +195,30 @@ impl Default for Config {
             survey: SurveyConfig::default(),
             tickets: TicketsConfig::default(),
             hours: HoursConfig::default(),
+            privacy: PrivacyConfig::default(),
             messages: BTreeMap::new(),
             telegram: TelegramConfig::default(),
             discord: DiscordConfig::default(),
         }
+    }
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Conversation text older than this many days is deleted (0, the default: kept).
+    pub retention_days: u32,
+}
+
+/// The longest retention period accepted, in days (a hundred years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+impl PrivacyConfig {
+    /// The retention period, if one is set.
+    pub fn retention(&self) -> Option<jiff::SignedDuration> {
+        (self.retention_days > 0)
+            .then(|| jiff::SignedDuration::from_hours(i64::from(self.retention_days) * 24))
     }
 }
 
@@ -591,6 +613,15 @@ impl Config {
         }
         self.tickets.validate()?;
         self.business_hours()?;
+        if self.privacy.retention_days > MAX_RETENTION_DAYS {
+            return Err((
+                "retention_days".into(),
+                format!(
+                    "{} days is more than {MAX_RETENTION_DAYS}: use 0 to keep conversation text, or a number of days such as 365",
+                    self.privacy.retention_days
+                ),
+            ));
+        }
         if let Some(link) = &self.survey.review_link {
             let l = link.trim();
             let ok = (l.starts_with("https://") || l.starts_with("http://"))
@@ -724,6 +755,23 @@ mod tests {
         let text = include_str!("../frontdesk.toml");
         let config = parse(text).expect("frontdesk.toml must stay valid");
         assert_eq!(config.default_language, "en");
+    }
+
+    #[test]
+    fn privacy_retention_is_off_by_default_and_validated() {
+        assert_eq!(Config::default().privacy.retention(), None);
+        let config = parse("[privacy]\nretention_days = 30\n").unwrap();
+        assert_eq!(
+            config.privacy.retention(),
+            Some(jiff::SignedDuration::from_hours(30 * 24))
+        );
+        let err = parse("[privacy]\nretention_days = 99999\n").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "retention_days"),
+            "{err}"
+        );
+        assert!(parse("[privacy]\nretention_days = -1\n").is_err());
+        assert!(parse("[privacy]\nretention = 30\n").is_err());
     }
 
     #[test]

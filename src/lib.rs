@@ -16,7 +16,9 @@
 //! - [`intents`]: the TOML schema, loading and validation with file:line errors.
 //! - [`nlu`]: normalisation, stemming, language detection and the [`nlu::Matcher`].
 //! - [`engine`]: the dialogue state machine; takes events and the time, returns actions.
-//! - [`store`]: the [`store::Store`] trait and its sled implementation.
+//! - [`store`]: the [`store::Store`] trait and its sled implementation, which
+//!   seals customer text with a key per customer ([`store::keys`]) so that
+//!   forgetting a customer destroys what the database's log still holds.
 //! - [`channels`]: the adapters; today the console.
 //! - [`report`]: figures for the owner.
 //! - [`eval`]: measuring the matcher on labelled data (`frontdesk eval`).

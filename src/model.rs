@@ -72,6 +72,48 @@ impl CustomerKey {
     }
 }
 
+impl CustomerKey {
+    /// The id that stands in for a customer who asked to be forgotten: their
+    /// tickets and conversations keep their channel, counts and times, not who.
+    pub const FORGOTTEN_ID: &'static str = "forgotten";
+
+    /// The stand-in for a forgotten customer of `channel`.
+    pub fn forgotten(channel: Channel) -> Self {
+        CustomerKey::new(channel, Self::FORGOTTEN_ID)
+    }
+
+    /// Whether this is the stand-in for a forgotten customer.
+    pub fn is_forgotten(&self) -> bool {
+        self.id == Self::FORGOTTEN_ID
+    }
+}
+
+impl FromStr for CustomerKey {
+    type Err = String;
+    /// `CHANNEL:ID`, as printed by `frontdesk tickets` and `export`: `telegram:12345`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let Some((channel, id)) = s.split_once(':') else {
+            return Err(format!(
+                "\"{s}\" is not a customer id: write CHANNEL:ID as `frontdesk tickets` shows it, e.g. telegram:12345, discord:298765432109876543 or console:customer"
+            ));
+        };
+        let channel: Channel = channel.trim().parse()?;
+        let id = id.trim();
+        if id.is_empty() {
+            return Err(format!(
+                "\"{s}\" has no id after the channel: write CHANNEL:ID, e.g. telegram:12345"
+            ));
+        }
+        if id == Self::FORGOTTEN_ID {
+            return Err(format!(
+                "\"{s}\" stands for customers already forgotten, not for a customer"
+            ));
+        }
+        Ok(CustomerKey::new(channel, id))
+    }
+}
+
 impl fmt::Display for CustomerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.channel, self.id)
@@ -207,6 +249,18 @@ pub struct Conversation {
     pub language: String,
 }
 
+impl Conversation {
+    /// What is kept of a conversation once its customer is forgotten: the
+    /// channel, the counts and the times; no transcript, no identity.
+    pub fn anonymized(&self) -> Conversation {
+        Conversation {
+            customer: CustomerKey::forgotten(self.customer.channel),
+            transcript: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
 /// Why a ticket was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -288,6 +342,9 @@ pub enum TicketEventKind {
     },
     /// Closed by the bot: the customer did not answer staff's last reply in time.
     ClosedNoReply,
+    /// The customer asked to be forgotten: their text and identity were deleted
+    /// (an open ticket is closed with this event).
+    Forgotten,
 }
 
 /// The timer-driven reminders and notices of a ticket, each sent at most once
@@ -381,6 +438,35 @@ pub struct Ticket {
     pub resolved_at: Option<Timestamp>,
     /// Every change, oldest first.
     pub events: Vec<TicketEvent>,
+}
+
+impl Ticket {
+    /// What is kept of a ticket once its customer is forgotten: number,
+    /// status, reason, targets, times, who on the staff did what; no excerpt,
+    /// no notes, no name or id of the customer.
+    pub fn anonymized(&self) -> Ticket {
+        let events = self
+            .events
+            .iter()
+            .map(|e| TicketEvent {
+                kind: match &e.kind {
+                    TicketEventKind::Resolved { .. } => TicketEventKind::Resolved {
+                        note: String::new(),
+                    },
+                    other => other.clone(),
+                },
+                ..e.clone()
+            })
+            .collect();
+        Ticket {
+            customer: CustomerKey::forgotten(self.customer.channel),
+            customer_name: String::new(),
+            excerpt: Vec::new(),
+            resolution_note: None,
+            events,
+            ..self.clone()
+        }
+    }
 }
 
 /// The rating scale.

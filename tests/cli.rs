@@ -245,7 +245,7 @@ fn help_lists_every_command() {
     let out = run(&["--help"], "");
     let stdout = text(&out.stdout);
     assert!(out.status.success());
-    for command in ["chat", "check", "report", "tickets"] {
+    for command in ["chat", "check", "report", "tickets", "forget", "export"] {
         assert!(
             stdout.lines().any(|l| l.trim_start().starts_with(command)),
             "--help lacks {command}: {stdout}"
@@ -476,4 +476,193 @@ fn report_on_an_empty_store() {
     assert!(text(&out.stdout).contains("speed,first_response_seconds,median,\n"));
     let out = report_with(&empty, &["unanswered", "--toml"]);
     assert!(text(&out.stdout).contains("nothing to draft"));
+/// Whether any file under `dir` holds `needle`.
+fn on_disk(dir: &Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            on_disk(&path, needle)
+        } else {
+            std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+        }
+    })
+}
+
+#[test]
+fn export_and_forget_a_customer_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let chat = |id: &str, name: &str, script: &str| {
+        let out = run(
+            &[
+                "chat",
+                "--data",
+                d,
+                "--customer-id",
+                id,
+                "--customer-name",
+                name,
+            ],
+            script,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    chat(
+        "4410098765",
+        "Ottoline Brackwater",
+        "I want to talk to a person\nmy code is Gooseberry-Tunnel-88\n",
+    );
+    chat(
+        "5510012121",
+        "Kept Customer",
+        "When are you open?\nyes\n5\n",
+    );
+
+    let out = run(
+        &["export", "--data", d, "--customer", "console:4410098765"],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let export: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        export["customer"]["name"], "Ottoline Brackwater",
+        "{export}"
+    );
+    assert_eq!(export["tickets"][0]["number"], 1, "{export}");
+    assert!(
+        export.to_string().contains("Gooseberry-Tunnel-88"),
+        "{export}"
+    );
+    assert_eq!(export["ratings"], serde_json::json!([]), "{export}");
+    let tickets = text(&run(&["tickets", "--data", d], "").stdout);
+    assert!(tickets.contains("(console:4410098765)"), "{tickets}");
+
+    let out = run(
+        &["forget", "--data", d, "--customer", "console:4410098765"],
+        "",
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("deleted 1 conversation(s), 0 rating(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Closed the open ticket(s) #1"), "{stdout}");
+    for gone in ["Gooseberry-Tunnel-88", "Ottoline Brackwater", "4410098765"] {
+        assert!(!on_disk(data.path(), gone), "{gone} is still on disk");
+    }
+    // Now unknown: export and forget say so, and nothing changes.
+    for command in ["export", "forget"] {
+        let out = run(
+            &[command, "--data", d, "--customer", "console:4410098765"],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("there is no customer console:4410098765"),
+            "{stderr}"
+        );
+    }
+    let tickets = text(&run(&["tickets", "--data", d], "").stdout);
+    assert!(
+        tickets.contains("#1 resolved · forgotten customer (console)"),
+        "{tickets}"
+    );
+    assert!(
+        tickets.contains("closed: the customer asked to be forgotten"),
+        "{tickets}"
+    );
+    let r = report(data.path());
+    assert_eq!(r["ratings"], 1, "the other customer's rating stays: {r}");
+    let out = run(
+        &["export", "--data", d, "--customer", "console:5510012121"],
+        "",
+    );
+    assert!(text(&out.stdout).contains("Kept Customer"));
+}
+
+#[test]
+fn forget_and_export_refuse_bad_ids_and_empty_stores() {
+    let data = tempfile::tempdir().unwrap();
+    let missing = data.path().join("never-created");
+    let m = missing.to_str().unwrap();
+    for command in ["export", "forget"] {
+        for bad in ["12345", "irc:12345", "telegram:", "telegram:forgotten"] {
+            let out = run(&[command, "--data", m, "--customer", bad], "");
+            assert_eq!(out.status.code(), Some(2), "{command} {bad}");
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("CHANNEL:ID")
+                    || stderr.contains("unknown channel")
+                    || stderr.contains("already forgotten"),
+                "{command} {bad}: {stderr}"
+            );
+        }
+        let out = run(&[command, "--data", m, "--customer", "telegram:12345"], "");
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert!(
+            text(&out.stderr).contains("there is no customer telegram:12345"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!missing.exists(), "{command} created the data directory");
+    }
+    // An existing store without that customer.
+    let d = data.path().join("store");
+    let d = d.to_str().unwrap();
+    run(&["chat", "--data", d], "When are you open?\n");
+    let out = run(&["forget", "--data", d, "--customer", "telegram:12345"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(
+        &["export", "--data", d, "--customer", "console:customer"],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn forget_typed_in_the_console_asks_then_leaves_nothing_on_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let args = [
+        "chat",
+        "--data",
+        d,
+        "--customer-id",
+        "6620031313",
+        "--customer-name",
+        "Philippa Quillfeather",
+    ];
+    let out = run(
+        &args,
+        "I want to talk to a person\nmy code is Persimmon-Ladder-51\n/forget\n",
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Delete everything?"), "{stdout}");
+    assert!(
+        stdout.contains("[1] Yes, delete everything  [2] No, keep it"),
+        "{stdout}"
+    );
+    // A new process: the question's buttons are gone, the typed form works.
+    let out = run(&args, "/forget yes\n");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("Done: I deleted 1 conversation(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[staff] Ticket #1 closed: the customer asked to be forgotten"),
+        "{stdout}"
+    );
+    for gone in ["Persimmon-Ladder-51", "Philippa Quillfeather", "6620031313"] {
+        assert!(!on_disk(data.path(), gone), "{gone} is still on disk");
+    }
+    let r = report(data.path());
+    assert_eq!(r["escalated"], 1, "the ticket is still counted: {r}");
 }

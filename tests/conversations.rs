@@ -36,6 +36,11 @@
 //! - `> check: clock N first_response|resolution = <json>`: where a target of
 //!   ticket N stands now (`"running"`, `"met"`, `"missed"`).
 //! - `> check: rating <conversation> <field> = <json>`: a field of a stored rating.
+//! - `> check: customer exists = true|false`: whether the (default) customer is stored.
+//! - `> check: disk contains <text> = true|false`: whether any file in the data
+//!   directory holds `<text>` anywhere in its bytes (what a forget must leave behind).
+//! - `> check: conversation N <field> = <json>`: a field of a stored conversation
+//!   (`transcript` is the number of lines).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -329,6 +334,25 @@ impl Runner {
                     serde_json::to_value(Report::compute(store.as_ref()).unwrap()).unwrap();
                 report[*key].clone()
             }
+            ["customer", "exists"] => serde_json::Value::Bool(
+                store
+                    .customer(&CustomerKey::new(Channel::Console, "c1"))
+                    .unwrap()
+                    .is_some(),
+            ),
+            ["disk", "contains", words @ ..] if !words.is_empty() => {
+                let needle = words.join(" ");
+                serde_json::Value::Bool(dir_contains(self.data.path(), needle.as_bytes()))
+            }
+            ["conversation", n, field] => {
+                let Some(c) = store.conversation(n.parse().unwrap()).unwrap() else {
+                    self.fail(format!("no conversation {n}"));
+                };
+                match *field {
+                    "transcript" => serde_json::Value::from(c.transcript.len()),
+                    f => serde_json::to_value(c).unwrap()[f].clone(),
+                }
+            }
             ["customer", field] => {
                 let customer = store
                     .customer(&CustomerKey::new(Channel::Console, "c1"))
@@ -471,6 +495,21 @@ impl Runner {
         }
         self.check_all_customer_messages_expected();
     }
+}
+
+/// Whether any file under `dir` holds `needle` anywhere in its bytes.
+fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            dir_contains(&path, needle)
+        } else {
+            std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+        }
+    })
 }
 
 fn describe(action: &Action) -> String {

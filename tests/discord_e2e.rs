@@ -290,6 +290,11 @@ fn route(
                 "member": {"user_id": BOT.to_string(), "join_timestamp": "2025-03-14T10:00:00.000000+00:00", "flags": 1, "id": id}
             })),
             ("POST", ["interactions", _, _, "callback"]) => (204, Vec::new(), Value::Null),
+            ("POST", ["applications", app, "commands"]) => ok(json!({
+                "id": "1190000000000000777", "application_id": app, "version": "1",
+                "type": 1, "name": body["name"], "description": body["description"],
+                "default_member_permissions": null, "dm_permission": true, "nsfw": false
+            })),
             _ => (
                 404,
                 Vec::new(),
@@ -586,6 +591,22 @@ fn dm_press(id: u64, message: Value, custom_id: &str) -> Value {
         "message": message, "locale": "en-US", "id": id.to_string(),
         "entitlements": [], "entitlement_sku_ids": [],
         "data": {"custom_id": custom_id, "component_type": 2},
+        "context": 1, "channel_id": DM.to_string(),
+        "channel": {"type": 1, "id": DM.to_string(), "flags": 0, "last_message_id": null,
+                    "recipients": [customer()]},
+        "authorizing_integration_owners": {"0": "0"},
+        "attachment_size_limit": 10485760, "app_permissions": "1125899906842623",
+        "application_id": BOT.to_string(), "user": customer()
+    })
+}
+
+/// A customer's slash command in their DM.
+fn dm_command(id: u64, name: &str) -> Value {
+    json!({
+        "version": 1, "type": 2, "token": format!("interaction-token-{id}"),
+        "locale": "es-ES", "id": id.to_string(),
+        "entitlements": [], "entitlement_sku_ids": [],
+        "data": {"id": "1190000000000000777", "name": name, "type": 1},
         "context": 1, "channel_id": DM.to_string(),
         "channel": {"type": 1, "id": DM.to_string(), "flags": 0, "last_message_id": null,
                     "recipients": [customer()]},
@@ -1151,4 +1172,132 @@ async fn a_refused_token_channel_or_intent_stops_with_what_to_do() {
         "{error}"
     );
     assert!(error.to_string().contains("MESSAGE CONTENT INTENT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forget_slash_command_is_registered_and_asks_before_deleting() {
+    let fake = Fake::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let config = Config::default();
+    let knowledge = frontdesk::cli::load_knowledge(&config, &intents_dir()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(data.path()).unwrap());
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        knowledge,
+        EngineSettings::from_config(&config),
+    ));
+    let (trigger, shutdown) = Shutdown::new();
+    let channel = tokio::spawn(discord::run(
+        discord_config(&fake),
+        Dispatcher::new(engine),
+        shutdown,
+    ));
+
+    // At connect, /forget goes into Discord's command list, usable in DMs.
+    let registered = fake
+        .wait_for("the /forget command registered", |s| {
+            s.calls
+                .iter()
+                .find(|c| c.method == "POST" && c.path == format!("/applications/{BOT}/commands"))
+                .cloned()
+        })
+        .await;
+    assert_eq!(registered.body["name"], "forget");
+    assert_eq!(registered.body["dm_permission"], true);
+    assert!(
+        registered.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("asks first")
+    );
+
+    let mut ids = Ids(1360000000000000000);
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        dm_message(ids.next(), customer(), "When are you open?"),
+    );
+    fake.wait_for("the answer", |s| posted(s, DM, "Monday"))
+        .await;
+
+    // The slash command: acknowledged privately at once, then the question.
+    let command = ids.next();
+    fake.dispatch("INTERACTION_CREATE", dm_command(command, "forget"));
+    let ack = fake
+        .wait_for("the command acknowledged", |s| {
+            s.calls
+                .iter()
+                .find(|c| c.path.starts_with(&format!("/interactions/{command}/")))
+                .cloned()
+        })
+        .await;
+    assert_eq!(ack.body["type"], 4, "CHANNEL_MESSAGE_WITH_SOURCE");
+    assert_eq!(ack.body["data"]["flags"], 64, "ephemeral");
+    assert_eq!(ack.body["data"]["content"], inbound::FORGET_ACK);
+    let question = fake
+        .wait_for("the confirmation question", |s| {
+            s.posts(DM)
+                .iter()
+                .find(|c| c.custom_ids() == ["forget:yes", "forget:no"])
+                .and_then(|c| c.id)
+        })
+        .await;
+    {
+        let s = fake.state.lock().unwrap();
+        let call = s
+            .posts(DM)
+            .into_iter()
+            .find(|c| c.id == Some(question))
+            .unwrap();
+        // The command carries the Discord locale: the question is in Spanish.
+        assert!(call.content().contains("Esto borra"), "{:?}", call.body);
+    }
+    let key = frontdesk::model::CustomerKey::new(
+        frontdesk::model::Channel::Discord,
+        CUSTOMER.to_string(),
+    );
+    assert!(
+        store.customer(&key).unwrap().is_some(),
+        "nothing deleted yet"
+    );
+
+    // [Sí, borrar todo] deletes (this press carries the locale en-US).
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        dm_press(ids.next(), fake.message(question), "forget:yes"),
+    );
+    fake.wait_for("the deletion confirmed", |s| {
+        posted(s, DM, "Done: I deleted 1 conversation(s)")
+    })
+    .await;
+    assert!(store.customer(&key).unwrap().is_none());
+    assert!(store.customer_records(&key).unwrap().is_empty());
+    {
+        let s = fake.state.lock().unwrap();
+        assert!(s.with_status(404).is_empty(), "{:?}", s.with_status(404));
+    }
+
+    // A command it does not know is answered privately, not passed on.
+    let unknown = ids.next();
+    fake.dispatch("INTERACTION_CREATE", dm_command(unknown, "dance"));
+    let ack = fake
+        .wait_for("the unknown command acknowledged", |s| {
+            s.calls
+                .iter()
+                .find(|c| c.path.starts_with(&format!("/interactions/{unknown}/")))
+                .cloned()
+        })
+        .await;
+    assert!(
+        ack.body["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("/dance")
+    );
+
+    trigger.trigger();
+    tokio::time::timeout(WAIT, channel)
+        .await
+        .expect("the channel stops after shutdown")
+        .unwrap()
+        .unwrap();
 }

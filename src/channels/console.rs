@@ -66,7 +66,7 @@ const HELP: &str = "You are the customer: type a question, e.g. \"When are you o
 Buttons are numbered: type the number or the label.
 Staff commands start with !: !tickets, !claim N, !reply N text, !resolve N note, !reopen N.
 /start greets, /attach WHAT sends a pretend photo or file, /wait 2h lets two hours pass (reminders fall due),
-/help shows this, /quit or Ctrl-D leaves.";
+/forget deletes what the shop holds about you (it asks first), /help shows this, /quit or Ctrl-D leaves.";
 
 /// The console session.
 pub struct Console<'e> {

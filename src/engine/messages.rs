@@ -73,6 +73,18 @@ pub struct Messages {
     pub staff_only: String,
     /// A button that no longer applies.
     pub stale_button: String,
+    /// `/forget`: what it deletes, and "are you sure?".
+    pub forget_confirm: String,
+    /// The [Yes, delete] button under `forget_confirm`.
+    pub forget_yes: String,
+    /// The [No, keep] button under `forget_confirm`.
+    pub forget_no: String,
+    /// What was deleted: `{conversations}`, `{ratings}`, `{tickets}` (counts).
+    pub forget_done: String,
+    /// The customer chose to keep their data.
+    pub forget_kept: String,
+    /// `/forget` from someone the shop holds nothing about.
+    pub forget_nothing: String,
     /// An instant later today: `{time}`.
     pub today_at: String,
     /// An instant tomorrow: `{time}`.
@@ -131,6 +143,12 @@ impl Messages {
             empty: "I didn't catch any text. What can I help you with?".into(),
             staff_only: "Sorry, that command is only for our staff. How can I help you?".into(),
             stale_button: "That button has expired. Just write your question and I'll help.".into(),
+            forget_confirm: "This deletes your conversations with us, your ratings and your name. Open requests are closed; requests keep only their times, without your messages. It cannot be undone. Delete everything? (You can also type /forget yes.)".into(),
+            forget_yes: "Yes, delete everything".into(),
+            forget_no: "No, keep it".into(),
+            forget_done: "Done: I deleted {conversations} conversation(s), {ratings} rating(s) and your name; {tickets} request(s) keep only their times. If you write again, you start as a new customer.".into(),
+            forget_kept: "OK, nothing was deleted.".into(),
+            forget_nothing: "We have nothing stored about you.".into(),
             today_at: "today at {time}".into(),
             tomorrow_at: "tomorrow at {time}".into(),
             weekday_at: "{day} at {time}".into(),
@@ -178,6 +196,12 @@ impl Messages {
             empty: "No he recibido texto. ¿En qué puedo ayudarte?".into(),
             staff_only: "Lo siento, ese comando es solo para nuestro equipo. ¿En qué puedo ayudarte?".into(),
             stale_button: "Ese botón ya no está activo. Escribe tu pregunta y te ayudo.".into(),
+            forget_confirm: "Esto borra tus conversaciones con nosotros, tus valoraciones y tu nombre. Las solicitudes abiertas se cierran; las solicitudes conservan solo sus horas, sin tus mensajes. No se puede deshacer. ¿Lo borro todo? (También puedes escribir /forget yes.)".into(),
+            forget_yes: "Sí, borrar todo".into(),
+            forget_no: "No, conservarlo".into(),
+            forget_done: "Hecho: he borrado {conversations} conversación(es), {ratings} valoración(es) y tu nombre; {tickets} solicitud(es) conservan solo sus horas. Si vuelves a escribir, empiezas como cliente nuevo.".into(),
+            forget_kept: "De acuerdo, no se ha borrado nada.".into(),
+            forget_nothing: "No tenemos nada guardado sobre ti.".into(),
             today_at: "hoy a las {time}".into(),
             tomorrow_at: "mañana a las {time}".into(),
             weekday_at: "el {day} a las {time}".into(),
@@ -225,6 +249,12 @@ impl Messages {
             empty: "Non ho ricevuto testo. Come posso aiutarti?".into(),
             staff_only: "Mi dispiace, quel comando è riservato al nostro staff. Come posso aiutarti?".into(),
             stale_button: "Quel pulsante non è più attivo. Scrivi la tua domanda e ti aiuto.".into(),
+            forget_confirm: "Questo cancella le tue conversazioni con noi, le tue valutazioni e il tuo nome. Le richieste aperte vengono chiuse; le richieste conservano solo i loro orari, senza i tuoi messaggi. Non si può annullare. Cancello tutto? (Puoi anche scrivere /forget yes.)".into(),
+            forget_yes: "Sì, cancella tutto".into(),
+            forget_no: "No, conserva".into(),
+            forget_done: "Fatto: ho cancellato {conversations} conversazione/i, {ratings} valutazione/i e il tuo nome; {tickets} richiesta/e conservano solo i loro orari. Se scrivi di nuovo, ricominci come nuovo cliente.".into(),
+            forget_kept: "Va bene, non è stato cancellato niente.".into(),
+            forget_nothing: "Non abbiamo niente di salvato su di te.".into(),
             today_at: "oggi alle {time}".into(),
             tomorrow_at: "domani alle {time}".into(),
             weekday_at: "{day} alle {time}".into(),

@@ -43,7 +43,7 @@ use crate::model::{
 };
 use crate::nlu::{Matcher, MatcherConfig, Verdict};
 use crate::sla::{self, Due, Policy, Targets};
-use crate::store::{Change, Counters, Store, StoreError};
+use crate::store::{Change, Counters, CustomerRecords, Forget, Store, StoreError};
 
 /// Longest text kept of one message (characters); longer ones are cut with a marker.
 pub const MAX_STORED_CHARS: usize = 4000;
@@ -68,7 +68,12 @@ mod payload {
     pub const ELSE: &str = "else";
     pub const INTENT: &str = "intent:";
     pub const RATE: &str = "rate:";
+    pub const FORGET_YES: &str = "forget:yes";
+    pub const FORGET_NO: &str = "forget:no";
 }
+
+/// The retention period is applied at most this often (and at the first tick).
+pub const RETENTION_SWEEP_EVERY: SignedDuration = SignedDuration::from_hours(1);
 
 /// A customer as a channel describes them with each event.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,10 +140,29 @@ pub enum Inbound {
         /// The payload.
         payload: String,
     },
-    /// Time passed: send the reminders and notices that fell due. Channels
-    /// fire it periodically; it carries nothing but the time given to
-    /// [`Engine::handle`].
+    /// Time passed: send the reminders and notices that fell due, and apply
+    /// the retention period. Channels fire it periodically; it carries nothing
+    /// but the time given to [`Engine::handle`].
     Tick,
+    /// The customer asked to be forgotten (`/forget`, typed or as a Discord
+    /// slash command): without `confirmed` they are asked first; confirmed,
+    /// their conversations, ratings and personal data are deleted, their
+    /// tickets keep only counts and times, open ones are closed and staff told.
+    /// A typed `/forget` or `/forget yes` in a [`Inbound::Message`] does the same.
+    Forget {
+        /// Who.
+        customer: CustomerInfo,
+        /// The customer confirmed (pressed the button, typed `/forget yes`).
+        confirmed: bool,
+    },
+    /// Staff forget a customer (`frontdesk forget --customer ID`): as a
+    /// confirmed [`Inbound::Forget`], without a message to the customer.
+    ForgetByStaff {
+        /// Who is forgotten.
+        customer: CustomerKey,
+        /// Who asked (recorded on closed tickets).
+        staff: String,
+    },
 }
 
 /// Why the engine failed. Nothing was written when it fails.
@@ -170,6 +194,8 @@ pub struct EngineSettings {
     pub review_link: Option<String>,
     /// The bot's sentences per language.
     pub messages: BTreeMap<String, Messages>,
+    /// Conversation text older than this is deleted (`[privacy] retention_days`); none: kept.
+    pub retention: Option<SignedDuration>,
 }
 
 impl EngineSettings {
@@ -205,6 +231,7 @@ impl EngineSettings {
                 .as_ref()
                 .map(|l| l.trim().to_string()),
             messages,
+            retention: config.privacy.retention(),
         }
     }
 
@@ -322,15 +349,47 @@ impl Engine {
                 ),
             },
             Inbound::Tick => turn.tick()?,
+            Inbound::Forget {
+                customer,
+                confirmed,
+            } => turn.customer_forget(&customer, confirmed)?,
+            Inbound::ForgetByStaff { customer, staff } => {
+                let records = turn.tx.store.customer_records(&customer)?;
+                if !records.is_empty() {
+                    turn.forget(&customer, records, &staff)?;
+                }
+            }
         }
         let mut change = turn.tx.into_change();
-        if is_tick && change.is_empty() {
+        if is_tick && change.is_empty() && change.counters == self.store.counters()? {
             // Nothing fell due: no write at all.
             return Ok(Vec::new());
         }
         change.handled = event_id.map(str::to_string);
         Ok(self.store.commit(change)?)
     }
+}
+
+/// What forgetting a customer deleted, for the message to them.
+struct Forgotten {
+    conversations: usize,
+    ratings: usize,
+    tickets: usize,
+}
+
+/// `/forget` → `Some(false)`, `/forget yes` → `Some(true)` (also `/forget@bot`).
+fn forget_command(text: &str) -> Option<bool> {
+    let mut words = text.split_whitespace();
+    let first = words.next()?.to_lowercase();
+    let word = first.split('@').next().unwrap_or_default();
+    if word != "/forget" {
+        return None;
+    }
+    let rest: Vec<String> = words.map(str::to_lowercase).collect();
+    Some(matches!(
+        rest.as_slice(),
+        [w] if ["yes", "y", "sí", "si", "sì", "confirm"].contains(&w.as_str())
+    ))
 }
 
 /// The pending writes of one event, read-through to the store.
@@ -342,6 +401,9 @@ struct Tx<'a> {
     ratings: Vec<Rating>,
     actions: Vec<Action>,
     counters: Counters,
+    forget: Vec<Forget>,
+    rekey: Vec<CustomerKey>,
+    expire_failed_before: Option<Timestamp>,
 }
 
 impl<'a> Tx<'a> {
@@ -354,6 +416,9 @@ impl<'a> Tx<'a> {
             ratings: Vec::new(),
             actions: Vec::new(),
             counters: store.counters()?,
+            forget: Vec::new(),
+            rekey: Vec::new(),
+            expire_failed_before: None,
         })
     }
 
@@ -399,6 +464,9 @@ impl<'a> Tx<'a> {
             actions: self.actions,
             handled: None,
             counters: self.counters,
+            forget: self.forget,
+            rekey: self.rekey,
+            expire_failed_before: self.expire_failed_before,
         }
     }
 }
@@ -588,6 +656,11 @@ impl<'a> Turn<'a> {
         attachment: Option<&str>,
     ) -> Result<(), EngineError> {
         let text = clean_text(raw_text);
+        if attachment.is_none()
+            && let Some(confirmed) = forget_command(&text)
+        {
+            return self.customer_forget(info, confirmed);
+        }
         let existing = self.tx.customer(&info.key)?;
         let known_language = existing.as_ref().and_then(|c| c.language.clone());
         let state = existing.map(|c| c.state).unwrap_or_default();
@@ -805,6 +878,28 @@ impl<'a> Turn<'a> {
     }
 
     fn customer_button(&mut self, info: &CustomerInfo, payload: &str) -> Result<(), EngineError> {
+        match payload {
+            payload::FORGET_YES => return self.customer_forget(info, true),
+            payload::FORGET_NO => {
+                let known = self.tx.customer(&info.key)?;
+                let language = self.language_without_text(
+                    info,
+                    known.as_ref().and_then(|c| c.language.as_deref()),
+                );
+                let text = self.msgs(&language).forget_kept.clone();
+                self.tx.actions.push(Action::ToCustomer {
+                    customer: info.key.clone(),
+                    address: known
+                        .map(|c| c.address)
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or_else(|| info.address.clone()),
+                    text,
+                    buttons: Vec::new(),
+                });
+                return Ok(());
+            }
+            _ => {}
+        }
         let existing = self.tx.customer(&info.key)?;
         let known = existing.as_ref().and_then(|c| c.language.clone());
         let state = existing.map(|c| c.state).unwrap_or_default();
@@ -1423,10 +1518,199 @@ impl<'a> Turn<'a> {
         Ok(())
     }
 
+    // ----- the customer's data -------------------------------------------
+
+    /// `/forget`: ask first; confirmed, forget and say what was deleted. The
+    /// exchange is not kept in any transcript.
+    fn customer_forget(&mut self, info: &CustomerInfo, confirmed: bool) -> Result<(), EngineError> {
+        let known = self.tx.customer(&info.key)?;
+        let language =
+            self.language_without_text(info, known.as_ref().and_then(|c| c.language.as_deref()));
+        let address = known
+            .as_ref()
+            .map(|c| c.address.clone())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| info.address.clone());
+        let m = self.msgs(&language);
+        let records = self.tx.store.customer_records(&info.key)?;
+        let (text, buttons) = if records.is_empty() && known.is_none() {
+            (m.forget_nothing.clone(), Vec::new())
+        } else if !confirmed {
+            (
+                m.forget_confirm.clone(),
+                vec![
+                    Button::new(m.forget_yes.clone(), payload::FORGET_YES),
+                    Button::new(m.forget_no.clone(), payload::FORGET_NO),
+                ],
+            )
+        } else {
+            let done = self.forget(&info.key, records, "customer")?;
+            let text = fill(
+                &m.forget_done,
+                &[
+                    ("conversations", &done.conversations.to_string()),
+                    ("ratings", &done.ratings.to_string()),
+                    ("tickets", &done.tickets.to_string()),
+                ],
+            );
+            (text, Vec::new())
+        };
+        self.tx.actions.push(Action::ToCustomer {
+            customer: info.key.clone(),
+            address,
+            text,
+            buttons,
+        });
+        Ok(())
+    }
+
+    /// Forget a customer: tickets and conversations are kept anonymised (open
+    /// tickets closed, staff told), the rest goes with the customer's key.
+    fn forget(
+        &mut self,
+        key: &CustomerKey,
+        records: CustomerRecords,
+        by: &str,
+    ) -> Result<Forgotten, EngineError> {
+        let mut tickets = Vec::new();
+        for t in &records.tickets {
+            let t = self.tx.ticket(t.number)?.unwrap_or_else(|| t.clone());
+            let number = t.number;
+            let channel = t.customer.channel;
+            let mut anon = t.anonymized();
+            if t.status != TicketStatus::Resolved {
+                anon.status = TicketStatus::Resolved;
+                anon.resolved_at = Some(self.now);
+                anon.events.push(TicketEvent {
+                    at: self.now,
+                    by: by.to_string(),
+                    kind: TicketEventKind::Forgotten,
+                });
+                self.tell_staff(
+                    channel,
+                    Some(number),
+                    format!(
+                        "Ticket #{number} closed: the customer asked to be forgotten. Their messages and details were deleted; the ticket keeps only its times."
+                    ),
+                );
+                // Its ping in the staff chat loses the name and the messages
+                // too. (Pings of past tickets are left alone: editing them all
+                // would post a new ping wherever the old one is gone.)
+                self.tx.actions.push(Action::UpdatePing {
+                    channel,
+                    ticket: number,
+                    text: ping_text(&anon),
+                    buttons: ping_buttons(&anon),
+                });
+            }
+            self.tx.put_ticket(anon);
+            tickets.push(number);
+        }
+        for c in &records.conversations {
+            let c = self.tx.conversation(c.id)?.unwrap_or_else(|| c.clone());
+            let mut anon = c.anonymized();
+            anon.ended_at.get_or_insert(self.now);
+            self.tx.put_conversation(anon);
+        }
+        self.tx.ratings.retain(|r| &r.customer != key);
+        self.tx.customers.remove(key);
+        tracing::info!(
+            tickets = tickets.len(),
+            conversations = records.conversations.len(),
+            "a customer was forgotten"
+        );
+        let done = Forgotten {
+            conversations: records.conversations.len(),
+            ratings: records.ratings.len(),
+            tickets: tickets.len(),
+        };
+        self.tx.forget.push(Forget {
+            customer: key.clone(),
+            tickets,
+        });
+        Ok(done)
+    }
+
+    /// Delete conversation text older than the retention period: transcript
+    /// lines, ticket excerpts and notes, rating comments, a pending "did you
+    /// mean" question, messages set aside as undeliverable. The customers
+    /// concerned get a new key, so that the old text in the database's log is
+    /// unreadable too.
+    fn apply_retention(&mut self) -> Result<(), EngineError> {
+        let Some(period) = self.settings.retention else {
+            return Ok(());
+        };
+        if let Some(last) = self.tx.counters.privacy_swept_at
+            && self.now.duration_since(last) < RETENTION_SWEEP_EVERY
+            && last <= self.now
+        {
+            return Ok(());
+        }
+        self.tx.counters.privacy_swept_at = Some(self.now);
+        let Ok(cutoff) = self.now.checked_sub(period) else {
+            return Ok(());
+        };
+        let mut touched: std::collections::BTreeSet<CustomerKey> = Default::default();
+        for c in self.tx.store.conversations()? {
+            let mut c = self.tx.conversation(c.id)?.unwrap_or(c);
+            let before = c.transcript.len();
+            c.transcript.retain(|l| l.at >= cutoff);
+            if c.transcript.len() != before {
+                touched.insert(c.customer.clone());
+                self.tx.put_conversation(c);
+            }
+        }
+        for t in self.tx.store.tickets()? {
+            let mut t = self.tx.ticket(t.number)?.unwrap_or(t);
+            let before = t.clone();
+            t.excerpt.retain(|l| l.at >= cutoff);
+            if t.resolved_at.is_some_and(|at| at < cutoff) {
+                t.resolution_note = None;
+            }
+            for e in &mut t.events {
+                if e.at < cutoff
+                    && let TicketEventKind::Resolved { note } = &mut e.kind
+                {
+                    note.clear();
+                }
+            }
+            if t != before {
+                touched.insert(t.customer.clone());
+                self.tx.put_ticket(t);
+            }
+        }
+        for mut r in self.tx.store.ratings()? {
+            if r.at < cutoff && r.comment.is_some() {
+                r.comment = None;
+                touched.insert(r.customer.clone());
+                self.tx.ratings.push(r);
+            }
+        }
+        for c in self.tx.store.customers()? {
+            let mut c = self.tx.customer(&c.key)?.unwrap_or(c);
+            if c.last_seen < cutoff && matches!(c.state, DialogueState::AwaitingChoice { .. }) {
+                c.state = DialogueState::Idle;
+                touched.insert(c.key.clone());
+                self.tx.put_customer(c);
+            }
+        }
+        touched.retain(|k| !k.is_forgotten());
+        if !touched.is_empty() {
+            tracing::info!(
+                customers = touched.len(),
+                "retention: old conversation text deleted"
+            );
+        }
+        self.tx.rekey.extend(touched);
+        self.tx.expire_failed_before = Some(cutoff);
+        Ok(())
+    }
+
     // ----- timers --------------------------------------------------------
 
-    /// Send what fell due on every open ticket.
+    /// Send what fell due on every open ticket; apply the retention period.
     fn tick(&mut self) -> Result<(), EngineError> {
+        self.apply_retention()?;
         for ticket in self.tx.store.open_tickets()? {
             // The pending version, should this event have changed it already.
             let ticket = self.tx.ticket(ticket.number)?.unwrap_or(ticket);
@@ -1684,11 +1968,12 @@ impl<'a> Turn<'a> {
             return Ok(());
         };
         let Some(mut customer) = self.tx.customer(&ticket.customer)? else {
-            self.tell_staff(
-                staff.channel,
-                context,
-                format!("Ticket #{number}: its customer is not in the store any more."),
-            );
+            let why = if ticket.customer.is_forgotten() {
+                "its customer asked to be forgotten, so it cannot be answered or reopened"
+            } else {
+                "its customer is not in the store any more"
+            };
+            self.tell_staff(staff.channel, context, format!("Ticket #{number}: {why}."));
             return Ok(());
         };
         let language = customer
@@ -1986,12 +2271,15 @@ pub fn ping_text(ticket: &Ticket) -> String {
             ),
         },
     };
+    let customer = if ticket.customer.is_forgotten() {
+        "forgotten at their request".to_string()
+    } else {
+        format!("{} ({})", ticket.customer_name, ticket.customer)
+    };
     let mut text = format!(
-        "🔔 Ticket #{} — {}\nCustomer: {} ({}) · language: {}\nStatus: {status}",
+        "🔔 Ticket #{} — {}\nCustomer: {customer} · language: {}\nStatus: {status}",
         ticket.number,
         ticket.reason.describe(),
-        ticket.customer_name,
-        ticket.customer,
         ticket.language,
     );
     if !ticket.excerpt.is_empty() {
@@ -2153,6 +2441,21 @@ fn typed_yes_no(text: &str, m: &Messages) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forget_is_recognised_typed_and_confirmed_only_by_yes() {
+        assert_eq!(forget_command("/forget"), Some(false));
+        assert_eq!(forget_command("  /FORGET  "), Some(false));
+        assert_eq!(forget_command("/forget@shopbot"), Some(false));
+        assert_eq!(forget_command("/forget yes"), Some(true));
+        assert_eq!(forget_command("/forget Sí"), Some(true));
+        assert_eq!(forget_command("/forget@shopbot yes"), Some(true));
+        assert_eq!(forget_command("/forget yes please"), Some(false));
+        assert_eq!(forget_command("/forget no"), Some(false));
+        assert_eq!(forget_command("/forgetful"), None);
+        assert_eq!(forget_command("please forget me"), None);
+        assert_eq!(forget_command(""), None);
+    }
 
     #[test]
     fn clip_marks_what_it_cut() {

@@ -521,12 +521,15 @@ pub fn tickets_text(tickets: &[Ticket]) -> String {
     }
     let mut out = Vec::new();
     for t in tickets {
+        let customer = if t.customer.is_forgotten() {
+            format!("forgotten customer ({})", t.customer.channel)
+        } else {
+            format!("{} ({})", t.customer_name, t.customer)
+        };
         out.push(format!(
-            "#{} {} · {} ({}) · {} · {}{}",
+            "#{} {} · {customer} · {} · {}{}",
             t.number,
             t.status.as_str(),
-            t.customer_name,
-            t.customer,
             t.language,
             t.reason.describe(),
             t.assignee
@@ -547,6 +550,7 @@ pub fn tickets_text(tickets: &[Ticket]) -> String {
                     format!("reminder ({})", reminder.as_str())
                 }
                 TicketEventKind::ClosedNoReply => "closed (no answer from the customer)".into(),
+                TicketEventKind::Forgotten => "closed: the customer asked to be forgotten".into(),
             };
             out.push(format!(
                 "    {}  {:<10} {what}",

@@ -6,7 +6,13 @@
 //! actions) and is written atomically, so that after a crash either all of an
 //! event's effects are on disk, with its replies waiting in the outbox, or
 //! none are and the event is handled again.
+//!
+//! Customer text is sealed with a key per customer and every outbox entry
+//! with a key of its own (see [`keys`]): a [`Change`] that forgets a customer
+//! destroys their key, so that what the log-structured database still holds of
+//! them on disk is unreadable.
 
+pub mod keys;
 mod sled_store;
 
 pub use sled_store::SledStore;
@@ -34,6 +40,19 @@ pub enum StoreError {
         /// What the database said.
         message: String,
     },
+    /// Records are encrypted with keys the key files do not hold: the key
+    /// files were lost, or are older than the database.
+    #[error(
+        "{count} record(s) in {path} are encrypted with keys missing from its key files ({files}): they were lost or are older than the database. Restore the key files that belong with this database (back up the data directory as a whole); nothing was changed"
+    )]
+    MissingKeys {
+        /// The directory.
+        path: String,
+        /// How many records.
+        count: usize,
+        /// The key files.
+        files: String,
+    },
     /// A stored record could not be read back.
     #[error("corrupt record {key} in the store: {message}")]
     Corrupt {
@@ -51,6 +70,41 @@ pub struct Counters {
     pub last_conversation: u64,
     /// The last ticket number handed out.
     pub last_ticket: u64,
+    /// When the retention period was last applied (see `[privacy]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_swept_at: Option<jiff::Timestamp>,
+}
+
+/// A customer to forget in a [`Change`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forget {
+    /// Who.
+    pub customer: CustomerKey,
+    /// Their tickets (outbox entries about them are dropped too).
+    pub tickets: Vec<u64>,
+}
+
+/// Everything stored about one customer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CustomerRecords {
+    /// The customer record.
+    pub customer: Option<Customer>,
+    /// Their conversations, by id.
+    pub conversations: Vec<Conversation>,
+    /// Their tickets, by number.
+    pub tickets: Vec<Ticket>,
+    /// Their ratings, by conversation.
+    pub ratings: Vec<Rating>,
+}
+
+impl CustomerRecords {
+    /// True when nothing is stored about the customer.
+    pub fn is_empty(&self) -> bool {
+        self.customer.is_none()
+            && self.conversations.is_empty()
+            && self.tickets.is_empty()
+            && self.ratings.is_empty()
+    }
 }
 
 /// Everything one event changed, written in one atomic step.
@@ -70,6 +124,18 @@ pub struct Change {
     pub handled: Option<String>,
     /// The counters after the change.
     pub counters: Counters,
+    /// Customers to forget: their key is destroyed and every record still
+    /// sealed with it (customer, ratings, anything not rewritten in this
+    /// change) is deleted, with the outbox entries to or about them. Write
+    /// the anonymised tickets and conversations to keep in the same change.
+    pub forget: Vec<Forget>,
+    /// Customers whose records are sealed again with a new key and the old key
+    /// destroyed: what was deleted from their records (by the retention
+    /// period) becomes unreadable in the database's old log segments too.
+    pub rekey: Vec<CustomerKey>,
+    /// Drop the actions set aside as undeliverable before this instant (the
+    /// retention period: they hold conversation text too).
+    pub expire_failed_before: Option<jiff::Timestamp>,
 }
 
 impl Change {
@@ -81,6 +147,9 @@ impl Change {
             && self.ratings.is_empty()
             && self.actions.is_empty()
             && self.handled.is_none()
+            && self.forget.is_empty()
+            && self.rekey.is_empty()
+            && self.expire_failed_before.is_none()
     }
 }
 
@@ -111,6 +180,27 @@ pub trait Store: Send + Sync {
             .ratings()?
             .into_iter()
             .find(|r| r.conversation == conversation))
+    }
+    /// Everything stored about one customer. This default reads every record.
+    fn customer_records(&self, key: &CustomerKey) -> Result<CustomerRecords, StoreError> {
+        Ok(CustomerRecords {
+            customer: self.customer(key)?,
+            conversations: self
+                .conversations()?
+                .into_iter()
+                .filter(|c| &c.customer == key)
+                .collect(),
+            tickets: self
+                .tickets()?
+                .into_iter()
+                .filter(|t| &t.customer == key)
+                .collect(),
+            ratings: self
+                .ratings()?
+                .into_iter()
+                .filter(|r| &r.customer == key)
+                .collect(),
+        })
     }
     /// All customers.
     fn customers(&self) -> Result<Vec<Customer>, StoreError>;

@@ -19,7 +19,9 @@
 //!   (they cannot be pressed twice); staff buttons by a deferred update (the
 //!   engine's UpdatePing edits the ping).
 
-use serenity::all::{ComponentInteraction, Member, Message, MessageType, PartialMember, User};
+use serenity::all::{
+    CommandInteraction, ComponentInteraction, Member, Message, MessageType, PartialMember, User,
+};
 
 use crate::engine::{CustomerInfo, Inbound, StaffMember};
 use crate::model::{Channel, CustomerKey};
@@ -38,6 +40,17 @@ pub const ATTACHMENT_NOT_RELAYED: &str = "Attachments are not passed on to the c
 pub const NOT_STAFF_BUTTON: &str = "Only staff can use these buttons.";
 /// Told (privately) to someone pressing another customer's buttons in a support channel.
 pub const NOT_YOUR_BUTTONS: &str = "These buttons belong to someone else's conversation: write your own question here, or send me a direct message.";
+
+/// The slash command a customer deletes their data with (registered at connect).
+pub const FORGET_COMMAND: &str = "forget";
+/// How Discord describes [`FORGET_COMMAND`] in its command list.
+pub const FORGET_DESCRIPTION: &str =
+    "Delete your conversations, ratings and name from this shop's support bot (asks first)";
+/// The private acknowledgement of `/forget`; the engine's question follows as a message.
+pub const FORGET_ACK: &str = "Let me check what we keep about you…";
+/// Told privately when `/forget` is used outside a DM or support channel.
+pub const FORGET_ELSEWHERE: &str =
+    "Use /forget in a direct message with me or in a support channel.";
 
 /// Where an event happened, as far as frontdesk is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +290,50 @@ pub fn interaction(
             )
         }
         Place::Elsewhere => (Ack::Defer, Decision::Ignore("not a frontdesk channel")),
+    }
+}
+
+/// An INTERACTION_CREATE for a slash command, translated: `/forget` from a
+/// customer becomes [`Inbound::Forget`] (not yet confirmed: the engine asks).
+pub fn command(cmd: &CommandInteraction, place: Place) -> (Ack, Decision) {
+    let user = &cmd.user;
+    if user.bot {
+        return (Ack::Defer, Decision::Ignore("a bot used a command"));
+    }
+    if cmd.data.name != FORGET_COMMAND {
+        return (
+            Ack::Ephemeral(format!("I don't know the command /{}.", cmd.data.name)),
+            Decision::Ignore("an unknown slash command"),
+        );
+    }
+    match place {
+        Place::Direct | Place::Support => {
+            let name = cmd
+                .member
+                .as_ref()
+                .and_then(|m| m.nick.clone())
+                .unwrap_or_else(|| display_name(user));
+            let locale = cmd.locale.trim();
+            (
+                Ack::Ephemeral(FORGET_ACK.into()),
+                Decision::Engine {
+                    event_id: interaction_event_id(cmd.id.get()),
+                    inbound: Inbound::Forget {
+                        customer: CustomerInfo {
+                            key: CustomerKey::new(Channel::Discord, user.id.get().to_string()),
+                            name,
+                            address: cmd.channel_id.get().to_string(),
+                            language_hint: (!locale.is_empty()).then(|| locale.to_string()),
+                        },
+                        confirmed: false,
+                    },
+                },
+            )
+        }
+        _ => (
+            Ack::Ephemeral(FORGET_ELSEWHERE.into()),
+            Decision::Ignore("/forget outside a customer channel"),
+        ),
     }
 }
 

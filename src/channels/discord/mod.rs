@@ -30,8 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::all::{
-    ChannelId, Client, ClientBuilder, ComponentInteraction, Context, CreateMessage, EventHandler,
-    GatewayIntents, HttpBuilder, Interaction, Message, MessageId, Ready,
+    ChannelId, Client, ClientBuilder, Command, CommandInteraction, ComponentInteraction, Context,
+    CreateCommand, CreateMessage, EventHandler, GatewayIntents, HttpBuilder, Interaction, Message,
+    MessageId, Ready,
 };
 use serenity::gateway::GatewayError;
 use serenity::http::Http;
@@ -476,16 +477,40 @@ impl Handler {
         }
         self.enqueue(press.id.get(), decision);
     }
+
+    async fn command(&self, ctx: &Context, cmd: CommandInteraction) {
+        let place = self
+            .place(cmd.channel_id.get(), cmd.guild_id.is_some())
+            .await;
+        let (ack, decision) = inbound::command(&cmd, place);
+        if let Err(e) = cmd
+            .create_response(&ctx.http, outbound::ack_response(&ack))
+            .await
+        {
+            tracing::warn!(error = %describe(&e), "Discord: could not acknowledge a slash command");
+        }
+        self.enqueue(cmd.id.get(), decision);
+    }
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+    async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(
             bot = %ready.user.name,
             guilds = ready.guilds.len(),
             "Discord: connected to the gateway"
         );
+        // /forget in Discord's command list (creating it again only updates it).
+        let forget = CreateCommand::new(inbound::FORGET_COMMAND)
+            .description(inbound::FORGET_DESCRIPTION)
+            .dm_permission(true);
+        if let Err(e) = Command::create_global_command(&ctx.http, forget).await {
+            tracing::warn!(
+                error = %describe(&e),
+                "Discord: could not register the /forget slash command (typing /forget still works)"
+            );
+        }
     }
 
     async fn message(&self, _ctx: Context, message: Message) {
@@ -512,6 +537,7 @@ impl EventHandler for Handler {
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
         match interaction {
             Interaction::Component(press) => self.component(&ctx, press).await,
+            Interaction::Command(cmd) => self.command(&ctx, cmd).await,
             other => tracing::debug!(
                 kind = ?other.kind(),
                 "Discord: interaction of another kind ignored"

@@ -893,6 +893,25 @@ mod tests {
     }
 
     #[test]
+    fn forget_in_private_goes_to_the_engine_as_typed() {
+        // The engine recognises /forget and /forget yes (see Inbound::Forget).
+        for typed in ["/forget", "/forget yes", "/forget@shopbot"] {
+            let mut raw = fixture("private_text_es");
+            raw["message"]["text"] = Value::from(typed);
+            let t = translate(&raw, &ctx(), &lookup());
+            assert_eq!(
+                t.inbound,
+                Some(Inbound::Message {
+                    customer: lucia(Some("es")),
+                    text: typed.into(),
+                    attachment: None,
+                }),
+                "{typed}"
+            );
+        }
+    }
+
+    #[test]
     fn commands_in_private_are_staff_only_for_staff_ids() {
         let mut raw = fixture("private_text_es");
         raw["message"]["text"] = Value::from("/resolve 3 listo");
