@@ -476,6 +476,8 @@ fn report_on_an_empty_store() {
     assert!(text(&out.stdout).contains("speed,first_response_seconds,median,\n"));
     let out = report_with(&empty, &["unanswered", "--toml"]);
     assert!(text(&out.stdout).contains("nothing to draft"));
+}
+
 /// Whether any file under `dir` holds `needle`.
 fn on_disk(dir: &Path, needle: &str) -> bool {
     std::fs::read_dir(dir).unwrap().any(|e| {
