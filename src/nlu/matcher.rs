@@ -768,6 +768,11 @@ impl Matcher {
             if docs.len() > NEAREST_MAX_EXAMPLES {
                 docs.clear();
             }
+            // The nearest example is lexical: its postings leave the
+            // embedding features out.
+            for v in docs.iter_mut().filter(|_| semantic.is_some()) {
+                v.retain(|&(id, _)| (id as usize) < kinds.len());
+            }
 
             // CSR postings of the examples, for the nearest one.
             let mut counts = vec![0_u32; kinds.len() + 1];
