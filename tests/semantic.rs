@@ -135,7 +135,7 @@ fn without_the_feature_the_model_commands_say_so() {
 #[cfg(feature = "semantic")]
 mod with_the_feature {
     use super::*;
-    use frontdesk::nlu::embed::{self, EmbedError, Embedder};
+    use frontdesk::nlu::embed::{self, EmbedError};
 
     fn reference() -> serde_json::Value {
         let bytes = std::fs::read(data("reference.json")).unwrap();
