@@ -78,8 +78,9 @@ pub(crate) fn tokenizer(dir: &Path) -> Result<(Tokenizer, Option<u32>), EmbedErr
     Ok((tokenizer, unk))
 }
 
-/// What `dir` holds: a model2vec static model (its weights have an
-/// `embeddings` tensor, or its config says `model2vec`) or a BERT model.
+/// What `dir` holds, by its `config.json`: a model2vec static model
+/// (`"model_type": "model2vec"`, or model2vec's `apply_pca` key) or a BERT
+/// model (`"model_type": "bert"` or a relative, or `num_hidden_layers`).
 pub(crate) fn kind(dir: &Path) -> Result<ModelKind, EmbedError> {
     if !dir.is_dir() {
         return Err(EmbedError::Read {

@@ -67,8 +67,9 @@ pub struct SemanticSettings {
 }
 
 impl Default for SemanticSettings {
-    /// Chosen by `frontdesk eval` on the shared benchmarks (README, "The
-    /// semantic tier").
+    /// The embedding (unit length) weighs as much as the unit TF-IDF
+    /// vector; no ensemble. `frontdesk eval --semantic-scale/--ensemble-weight`
+    /// measures others (README, "The semantic tier").
     fn default() -> Self {
         SemanticSettings {
             feature_scale: 1.0,
@@ -217,11 +218,6 @@ pub enum EmbedError {
         /// What is wrong.
         message: String,
     },
-    /// The directory is neither a static (model2vec) nor a BERT model.
-    #[error(
-        "{0}: not a model directory: expected config.json, tokenizer.json and model.safetensors (a model2vec static model or a BERT sentence-transformer)"
-    )]
-    UnknownLayout(PathBuf),
     /// Running the model failed.
     #[error("{0}")]
     Model(String),
