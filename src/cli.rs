@@ -56,6 +56,33 @@ pub enum Command {
     Eval(EvalArgs),
     /// Show how the matcher ranks the intents for a message, and what the bot would do
     Match(MatchArgs),
+    /// Sentence-embedding models for the semantic tier (feature `semantic`)
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+/// `frontdesk model …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Make a static (model2vec-style) model from a BERT sentence-transformer directory, offline
+    Distill(DistillArgs),
+}
+
+/// `frontdesk model distill`.
+#[derive(Debug, Args)]
+pub struct DistillArgs {
+    /// The sentence transformer: a directory with config.json, tokenizer.json, model.safetensors
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// Where to write the static model (created)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Principal components to keep (0: no PCA)
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pca_dims: usize,
+    /// SIF coefficient of the Zipf token weighting (0: no weighting)
+    #[arg(long, value_name = "A", default_value_t = 1e-4)]
+    sif: f32,
 }
 
 /// Where the intents are.
@@ -226,6 +253,18 @@ pub struct EvalArgs {
     /// At least this many queries are timed, one at a time
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     timed_queries: usize,
+    /// Keep only the first N training rows of each intent, in file order (few-shot)
+    #[arg(long, value_name = "N")]
+    few_shot: Option<usize>,
+    /// Also evaluate the semantic tier with this model directory, in the same run, next to the lexical matcher [default: `model` in [matcher]]
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Semantic tier: factor of the embedding features joined to the lexical ones (0: none)
+    #[arg(long, value_name = "F")]
+    semantic_scale: Option<f32>,
+    /// Semantic tier: weight of the cosine to each intent's embedding centroid in the score (0: none)
+    #[arg(long, value_name = "W")]
+    ensemble_weight: Option<f32>,
     /// One JSON object instead of text
     #[arg(long)]
     json: bool,
@@ -279,6 +318,9 @@ pub enum CliError {
         /// The data directory.
         data: String,
     },
+    /// A sentence-embedding model could not be used.
+    #[error(transparent)]
+    Model(#[from] crate::nlu::embed::EmbedError),
 }
 
 /// Run a parsed command line.
@@ -294,6 +336,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Export(args) => export(config, args),
         Command::Eval(args) => eval(config, args),
         Command::Match(args) => match_text(config, args),
+        Command::Model(ModelCommand::Distill(args)) => distill(args),
     }
 }
 
@@ -317,7 +360,12 @@ pub fn load_knowledge(config: &Config, dir: &Path) -> Result<Knowledge, CliError
             "the intents have warnings; `frontdesk check` lists them"
         );
     }
-    let knowledge = Knowledge::build(intents, config.matcher);
+    let matcher = crate::nlu::embed::build_matcher(
+        intents.training_data(),
+        config.matcher,
+        config.matcher_model.as_deref(),
+    );
+    let knowledge = Knowledge { intents, matcher };
     tracing::info!(
         intents = knowledge.intents.len(),
         millis = started.elapsed().as_millis() as u64,
@@ -415,7 +463,12 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
         }
     };
     let started = Instant::now();
-    let knowledge = Knowledge::build(intents, config.matcher);
+    let matcher = crate::nlu::embed::build_matcher(
+        intents.training_data(),
+        config.matcher,
+        config.matcher_model.as_deref(),
+    );
+    let knowledge = Knowledge { intents, matcher };
     let build = started.elapsed();
     let intents = &knowledge.intents;
     writeln!(out, "{}: {} intents", dir.display(), intents.len())?;
@@ -452,10 +505,22 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
     }
     writeln!(
         out,
-        "  matcher built in {:.1} ms",
-        build.as_secs_f64() * 1000.0
+        "  matcher built in {:.1} ms{}",
+        build.as_secs_f64() * 1000.0,
+        knowledge
+            .matcher
+            .semantic()
+            .map_or_else(String::new, |s| format!(", semantic tier: {s}"))
     )?;
     let mut warnings: Vec<String> = intents.warnings.iter().map(|w| w.to_string()).collect();
+    if let Some(model) = &config.matcher_model
+        && knowledge.matcher.semantic().is_none()
+    {
+        warnings.push(format!(
+            "[matcher] model = \"{}\": not usable (the log line above says why); the bot answers with the lexical matcher",
+            model.display()
+        ));
+    }
     for key in config.tickets.targets.keys() {
         let is_reason = crate::sla::REASON_KEYS.iter().any(|(k, _)| k == key);
         match intents.get(key) {
@@ -689,11 +754,14 @@ fn forget(config: Config, args: ForgetArgs) -> Result<ExitCode, CliError> {
 /// What `frontdesk eval --json` prints.
 #[derive(Debug, serde::Serialize)]
 struct EvalReport {
+    /// Which matcher: `lexical`, or the semantic tier's model and settings.
+    matcher: String,
     train: Option<String>,
     intents_dir: Option<String>,
     test: String,
     dev: Option<String>,
     language: String,
+    few_shot: Option<usize>,
     intents: usize,
     training_examples: usize,
     test_rows: usize,
@@ -705,12 +773,19 @@ struct EvalReport {
     threshold: f32,
     threshold_source: &'static str,
     build_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_load_seconds: Option<f64>,
     queries_per_second: f64,
     p50_micros: f64,
     p99_micros: f64,
     peak_memory_bytes: Option<u64>,
     holdout: Option<crate::eval::Holdout>,
     bot: crate::eval::BotOutcomes,
+    in_scope_rows: usize,
+    oos_rows: usize,
+    /// With a model: the lexical matcher's figures from the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lexical: Option<Box<EvalReport>>,
 }
 
 fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
@@ -753,19 +828,160 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
         }
         (None, None) => unreachable!("clap requires --train or --intents"),
     };
+    let training = match args.few_shot {
+        Some(n) => {
+            let rows = train_rows.as_deref().unwrap_or_default();
+            let kept = ev::few_shot(rows, n);
+            let t = if rows.is_empty() {
+                // An intent directory: its first n examples per intent.
+                training
+                    .into_iter()
+                    .map(|mut i| {
+                        i.examples.truncate(n);
+                        i
+                    })
+                    .collect()
+            } else {
+                ev::training_intents(&kept, &language)
+            };
+            progress(&format!("few-shot: the first {n} examples of each intent"));
+            (t, Some(kept))
+        }
+        None => (training, train_rows),
+    };
+    let (training, train_rows) = training;
+    let model = args.model.clone().or_else(|| config.matcher_model.clone());
+    let semantic = match &model {
+        Some(dir) => {
+            progress(&format!("loading the model in {}…", dir.display()));
+            let started = Instant::now();
+            let embedder = crate::nlu::embed::load(dir)?;
+            progress(&format!(
+                "loaded {} in {:.2} s",
+                embedder.describe(),
+                started.elapsed().as_secs_f64()
+            ));
+            let defaults = crate::nlu::embed::SemanticSettings::default();
+            let settings = crate::nlu::embed::SemanticSettings {
+                feature_scale: args.semantic_scale.unwrap_or(defaults.feature_scale),
+                ensemble_weight: args.ensemble_weight.unwrap_or(defaults.ensemble_weight),
+            };
+            Some((embedder, settings, started.elapsed().as_secs_f64()))
+        }
+        None => None,
+    };
+    let setup = EvalSetup {
+        args: &args,
+        config: &config,
+        training: &training,
+        train_rows: train_rows.as_deref(),
+        test: &test,
+        dev: dev.as_deref(),
+        language: &language,
+    };
+    let lexical_build = |intents: Vec<crate::nlu::TrainingIntent>| {
+        crate::nlu::Matcher::build(intents, config.matcher)
+    };
+    let mut report = evaluate(&setup, "lexical", None, &lexical_build, &progress)?;
+    if let Some((embedder, settings, load_seconds)) = semantic {
+        let semantic_build = |intents: Vec<crate::nlu::TrainingIntent>| {
+            crate::nlu::Matcher::build_semantic(intents, config.matcher, embedder.clone(), settings)
+        };
+        let name = format!(
+            "semantic: {} (features ×{}, ensemble {})",
+            embedder.describe(),
+            settings.feature_scale,
+            settings.ensemble_weight
+        );
+        let mut semantic = evaluate(
+            &setup,
+            &name,
+            Some(load_seconds),
+            &semantic_build,
+            &progress,
+        )?;
+        semantic.lexical = Some(Box::new(report));
+        report = semantic;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(lexical) = &report.lexical {
+        print_eval(&mut out, lexical)?;
+        writeln!(out)?;
+    }
+    print_eval(&mut out, &report)?;
+    if let Some(l) = &report.lexical {
+        let points = |a: f64, b: f64| format!("{:+.1}", 100.0 * (a - b));
+        let opt_points = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => points(a, b),
+            _ => "—".to_string(),
+        };
+        writeln!(out)?;
+        writeln!(
+            out,
+            "semantic − lexical (points): in-scope {}, closed-set {}, oos recall {}, held-out oos recall {}, held-out in-scope {}; speed ×{:.3}",
+            points(report.in_scope_accuracy, l.in_scope_accuracy),
+            points(report.closed_set_accuracy, l.closed_set_accuracy),
+            opt_points(report.oos_recall, l.oos_recall),
+            opt_points(
+                report.holdout.map(|h| h.oos_recall),
+                l.holdout.map(|h| h.oos_recall)
+            ),
+            opt_points(
+                report.holdout.map(|h| h.in_scope_accuracy),
+                l.holdout.map(|h| h.in_scope_accuracy)
+            ),
+            report.queries_per_second / l.queries_per_second.max(f64::MIN_POSITIVE)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What one `frontdesk eval` run evaluates, whichever matcher.
+struct EvalSetup<'a> {
+    args: &'a EvalArgs,
+    config: &'a Config,
+    training: &'a [crate::nlu::TrainingIntent],
+    train_rows: Option<&'a [crate::eval::Row]>,
+    test: &'a [crate::eval::Row],
+    dev: Option<&'a [crate::eval::Row]>,
+    language: &'a str,
+}
+
+/// Builds one matcher with `build` and measures it.
+fn evaluate(
+    setup: &EvalSetup<'_>,
+    name: &str,
+    model_load_seconds: Option<f64>,
+    build: &dyn Fn(Vec<crate::nlu::TrainingIntent>) -> crate::nlu::Matcher,
+    progress: &dyn Fn(&str),
+) -> Result<EvalReport, CliError> {
+    use crate::eval as ev;
+    let EvalSetup {
+        args,
+        config,
+        training,
+        train_rows,
+        test,
+        dev,
+        language,
+    } = *setup;
     let examples: usize = training.iter().map(|i| i.examples.len()).sum();
     progress(&format!(
-        "building the matcher from {} intents, {examples} examples ({language})…",
+        "{name}: building the matcher from {} intents, {examples} examples ({language})…",
         training.len()
     ));
     let started = Instant::now();
-    let matcher = crate::nlu::Matcher::build(training.clone(), config.matcher);
+    let matcher = build(training.to_vec());
     let build_seconds = started.elapsed().as_secs_f64();
     // A rows file evaluates in its language; an intent set in whatever the
     // customer writes (no hint), as the bot does.
-    let hint = train_rows.as_ref().map(|_| language.as_str());
+    let hint = train_rows.map(|_| language);
 
-    let (threshold, threshold_source) = match &dev {
+    let (threshold, threshold_source) = match dev {
         Some(dev) => {
             progress(&format!(
                 "choosing the threshold on {} dev rows…",
@@ -777,25 +993,25 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
         None => (matcher.config().suggest_threshold, "operating point"),
     };
     progress(&format!("classifying {} test rows…", test.len()));
-    let predictions = ev::predict(&matcher, &test, hint);
-    let accuracy = ev::accuracy(&test, &predictions, threshold);
+    let predictions = ev::predict(&matcher, test, hint);
+    let accuracy = ev::accuracy(test, &predictions, threshold);
     let rounds = args.timed_queries.div_ceil(test.len()).max(1);
     progress(&format!(
         "timing {} queries one at a time…",
         rounds * test.len()
     ));
-    let speed = ev::measure_speed(&matcher, &test, hint, rounds);
-    let holdout = match &train_rows {
+    let speed = ev::measure_speed(&matcher, test, hint, rounds);
+    let holdout = match train_rows {
         Some(rows) if args.holdout_splits > 0 => {
             progress(&format!(
                 "holding a quarter of the intents out, {} splits…",
                 args.holdout_splits
             ));
-            Some(ev::holdout(
+            Some(ev::holdout_with(
                 rows,
-                &test,
-                &language,
-                config.matcher,
+                test,
+                language,
+                build,
                 args.holdout_splits,
                 0.25,
                 &|m: &crate::nlu::Matcher| m.config().suggest_threshold,
@@ -803,12 +1019,15 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
         }
         _ => None,
     };
-    let report = EvalReport {
+    let _ = config;
+    Ok(EvalReport {
+        matcher: name.to_string(),
         train: args.train.as_ref().map(|p| p.display().to_string()),
         intents_dir: args.intents.as_ref().map(|p| p.display().to_string()),
         test: args.test.display().to_string(),
         dev: args.dev.as_ref().map(|p| p.display().to_string()),
-        language,
+        language: language.to_string(),
+        few_shot: args.few_shot,
         intents: training.len(),
         training_examples: examples,
         test_rows: test.len(),
@@ -820,29 +1039,42 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
         threshold,
         threshold_source,
         build_seconds,
+        model_load_seconds,
         queries_per_second: speed.queries_per_second,
         p50_micros: speed.p50_micros,
         p99_micros: speed.p99_micros,
         peak_memory_bytes: ev::peak_memory_bytes(),
         holdout,
-        bot: ev::bot_outcomes(&test, &predictions),
-    };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+        bot: ev::bot_outcomes(test, &predictions),
+        in_scope_rows: accuracy.in_scope_rows,
+        oos_rows: accuracy.oos_rows,
+        lexical: None,
+    })
+}
+
+/// The text form of one [`EvalReport`].
+fn print_eval(out: &mut impl Write, report: &EvalReport) -> Result<(), CliError> {
     let pct = |x: f64| format!("{:.1} %", 100.0 * x);
     let opt = |x: Option<f64>| x.map_or_else(|| "—".to_string(), pct);
+    writeln!(out, "== {}", report.matcher)?;
     writeln!(
         out,
-        "matcher: {} intents, {} examples ({}), built in {:.3} s",
-        report.intents, report.training_examples, report.language, report.build_seconds
+        "matcher: {} intents, {} examples ({}{}), built in {:.3} s{}",
+        report.intents,
+        report.training_examples,
+        report.language,
+        report
+            .few_shot
+            .map_or_else(String::new, |n| format!(", few-shot: first {n} per intent")),
+        report.build_seconds,
+        report
+            .model_load_seconds
+            .map_or_else(String::new, |s| format!(" (model loaded in {s:.2} s)"))
     )?;
     writeln!(
         out,
         "test: {} rows ({} in scope, {} oos)",
-        report.test_rows, accuracy.in_scope_rows, accuracy.oos_rows
+        report.test_rows, report.in_scope_rows, report.oos_rows
     )?;
     writeln!(
         out,
@@ -871,7 +1103,7 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
         pct(b.offered_wrong),
         pct(b.unknown)
     )?;
-    if accuracy.oos_rows > 0 {
+    if report.oos_rows > 0 {
         writeln!(
             out,
             "  out of scope: answered {}, \"did you mean\" {}, handed to a person {}",
@@ -902,7 +1134,37 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
             bytes as f64 / (1024.0 * 1024.0)
         )?;
     }
+    Ok(())
+}
+
+#[cfg(feature = "semantic")]
+fn distill(args: DistillArgs) -> Result<ExitCode, CliError> {
+    use crate::nlu::embed::distill::{DistillSettings, distill as run};
+    let settings = DistillSettings {
+        pca_dims: (args.pca_dims > 0).then_some(args.pca_dims),
+        sif_coefficient: (args.sif > 0.0).then_some(args.sif),
+        ..DistillSettings::default()
+    };
+    eprintln!(
+        "distilling {} into {} (every vocabulary token through the transformer; about a minute on 2 cores)…",
+        args.from.display(),
+        args.out.display()
+    );
+    let done = run(&args.from, &args.out, settings)?;
+    println!(
+        "wrote {}: {} tokens × {} dimensions in {:.1} s; use it with [matcher] model = \"{}\"",
+        args.out.display(),
+        done.tokens,
+        done.dim,
+        done.seconds,
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "semantic"))]
+fn distill(args: DistillArgs) -> Result<ExitCode, CliError> {
+    Err(crate::nlu::embed::EmbedError::FeatureMissing(args.from).into())
 }
 
 fn match_text(config: Config, args: MatchArgs) -> Result<ExitCode, CliError> {

@@ -167,7 +167,12 @@ pub struct Config {
     /// The languages the shop speaks (default en, es, it).
     pub languages: Vec<String>,
     /// Matcher thresholds.
+    #[serde(deserialize_with = "matcher_section")]
     pub matcher: MatcherConfig,
+    /// `[matcher] model`: a sentence-embedding model directory for the
+    /// semantic tier (feature `semantic`), if any.
+    #[serde(skip)]
+    pub matcher_model: Option<PathBuf>,
     /// The satisfaction question.
     pub survey: SurveyConfig,
     /// Ticket settings: targets, reminders, managers.
@@ -192,6 +197,7 @@ impl Default for Config {
             default_language: "en".into(),
             languages: vec!["en".into(), "es".into(), "it".into()],
             matcher: MatcherConfig::default(),
+            matcher_model: None,
             survey: SurveyConfig::default(),
             tickets: TicketsConfig::default(),
             hours: HoursConfig::default(),
@@ -220,6 +226,37 @@ impl PrivacyConfig {
         (self.retention_days > 0)
             .then(|| jiff::SignedDuration::from_hours(i64::from(self.retention_days) * 24))
     }
+}
+
+/// The `[matcher]` table: [`MatcherConfig`]'s keys, and `model` (read
+/// into [`Config::matcher_model`] by [`Config::from_toml`]).
+fn matcher_section<'de, D>(deserializer: D) -> Result<MatcherConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let mut table = toml::Table::deserialize(deserializer)?;
+    if let Some(model) = table.remove("model")
+        && !model.is_str()
+    {
+        return Err(D::Error::custom(
+            "`model` must be a directory path in quotes, e.g. model = \"models/minilm-static\"",
+        ));
+    }
+    MatcherConfig::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)
+}
+
+/// Only `[matcher] model` of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+struct ModelKey {
+    #[serde(default)]
+    matcher: ModelOnly,
+}
+
+/// See [`ModelKey`].
+#[derive(Debug, Default, Deserialize)]
+struct ModelOnly {
+    model: Option<PathBuf>,
 }
 
 /// `[survey]`.
@@ -483,12 +520,18 @@ impl Config {
 
     /// Parse and validate configuration text; `path` is used in messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let invalid = |e: toml::de::Error| ConfigError::Invalid {
             path: path.to_path_buf(),
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             key: key_from_toml_error(text, e.span()),
             message: e.message().lines().next().unwrap_or("invalid").to_string(),
-        })?;
+        };
+        let mut config: Config = toml::from_str(text).map_err(invalid)?;
+        // `[matcher] model` is read apart: the thresholds are `MatcherConfig`.
+        config.matcher_model = toml::from_str::<ModelKey>(text)
+            .map_err(invalid)?
+            .matcher
+            .model;
         config
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid {
@@ -809,6 +852,24 @@ mod tests {
         );
         assert!(parse("languages = []\n").is_err());
         assert!(parse("languages = \"en\"\n").is_err());
+    }
+
+    #[test]
+    fn matcher_model_is_read_beside_the_thresholds() {
+        let config =
+            parse("[matcher]\nanswer_threshold = 0.6\nmodel = \"models/minilm-static\"\n").unwrap();
+        assert_eq!(config.matcher.answer_threshold, 0.6);
+        assert_eq!(
+            config.matcher_model.as_deref(),
+            Some(Path::new("models/minilm-static"))
+        );
+        let config = parse("[matcher]\nanswer_threshold = 0.6\n").unwrap();
+        assert_eq!(config.matcher_model, None);
+        assert_eq!(parse("").unwrap().matcher_model, None);
+        let err = parse("[matcher]\nmodel = 3\n").unwrap_err();
+        assert!(err.to_string().contains("directory path"), "{err}");
+        let err = parse("[matcher]\nmodle = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("modle"), "{err}");
     }
 
     #[test]

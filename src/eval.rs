@@ -199,6 +199,23 @@ pub fn training_intents(rows: &[Row], language: &str) -> Vec<TrainingIntent> {
         .collect()
 }
 
+/// The rows with at most the first `n` in-scope rows of each intent, in
+/// file order (a few-shot version of a training set); `oos` rows are kept.
+pub fn few_shot(rows: &[Row], n: usize) -> Vec<Row> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    rows.iter()
+        .filter(|r| {
+            if r.intent == OOS {
+                return true;
+            }
+            let count = seen.entry(r.intent.as_str()).or_default();
+            *count += 1;
+            *count <= n
+        })
+        .cloned()
+        .collect()
+}
+
 /// The language most of the rows are written in, among `languages`.
 pub fn majority_language(rows: &[Row], languages: &[String]) -> Option<String> {
     let mut votes: BTreeMap<String, usize> = BTreeMap::new();
@@ -500,6 +517,28 @@ pub fn holdout(
     fraction: f64,
     threshold_for: &dyn Fn(&Matcher) -> f32,
 ) -> Holdout {
+    let build = |intents: Vec<TrainingIntent>| Matcher::build(intents, config);
+    holdout_with(
+        train,
+        test,
+        language,
+        &build,
+        splits,
+        fraction,
+        threshold_for,
+    )
+}
+
+/// [`holdout`] with matchers made by `build` (e.g. with the semantic tier).
+pub fn holdout_with(
+    train: &[Row],
+    test: &[Row],
+    language: &str,
+    build: &dyn Fn(Vec<TrainingIntent>) -> Matcher,
+    splits: usize,
+    fraction: f64,
+    threshold_for: &dyn Fn(&Matcher) -> f32,
+) -> Holdout {
     let mut intents: Vec<&str> = train
         .iter()
         .filter(|r| r.intent != OOS)
@@ -537,7 +576,7 @@ pub fn holdout(
                 },
             })
             .collect();
-        let matcher = Matcher::build(training_intents(&kept, language), config);
+        let matcher = build(training_intents(&kept, language));
         let threshold = threshold_for(&matcher);
         let p = predict(&matcher, &relabelled, Some(language));
         let a = accuracy(&relabelled, &p, threshold);
@@ -617,6 +656,23 @@ mod tests {
         }
         let missing = read_rows(Path::new("/nonexistent/file.csv")).unwrap_err();
         assert!(missing.to_string().contains("/nonexistent/file.csv"));
+    }
+
+    #[test]
+    fn few_shot_keeps_the_first_rows_of_each_intent() {
+        let r = rows(&[
+            ("a1", "a"),
+            ("b1", "b"),
+            ("a2", "a"),
+            ("o", OOS),
+            ("a3", "a"),
+            ("b2", "b"),
+            ("b3", "b"),
+        ]);
+        let kept = few_shot(&r, 2);
+        let got: Vec<&str> = kept.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(got, vec!["a1", "b1", "a2", "o", "b2"]);
+        assert!(few_shot(&r, 0).iter().all(|r| r.intent == OOS));
     }
 
     #[test]

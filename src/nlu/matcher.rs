@@ -56,6 +56,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::embed::{Semantic, SemanticSettings};
 use super::linear::{LinearModel, SvmSettings};
 use super::normalize::{normalize, tokens};
 use super::stem::{STOP_WORD_WEIGHT, Stemmers, is_stop_word};
@@ -256,6 +257,10 @@ impl Default for Tuning {
 /// A sparse vector: `(feature id, weight)`, sorted by id, no duplicates.
 type Sparse = Vec<(u32, f32)>;
 
+/// Examples' term frequencies, each with its example number (the index of
+/// its text, for the semantic tier).
+type Numbered = Vec<(Sparse, usize)>;
+
 /// One (intent, language) group of examples inside a [`LangIndex`].
 #[derive(Debug)]
 struct Group {
@@ -322,6 +327,9 @@ pub struct Matcher {
     ngram_ids: Vec<u32>,
     /// [`pair_key`] of two word features → the bigram feature of their stems.
     bigrams: FeatureMap<u32>,
+    /// The semantic tier, when built with an embedder: its features follow
+    /// the lexical ones (ids from `kinds.len()`).
+    semantic: Option<Semantic>,
 }
 
 impl fmt::Debug for Matcher {
@@ -330,6 +338,7 @@ impl fmt::Debug for Matcher {
             .field("config", &self.config)
             .field("intents", &self.intents.len())
             .field("features", &self.kinds.len())
+            .field("semantic", &self.semantic)
             .field(
                 "languages",
                 &self
@@ -700,7 +709,38 @@ impl Matcher {
         Self::build_with(intents, config, Tuning::default())
     }
 
+    /// Like [`Matcher::build`], with the semantic tier: every example and
+    /// query is also embedded, and the embedding joins the lexical features
+    /// as `settings` say ([`super::embed`]).
+    pub fn build_semantic(
+        intents: Vec<TrainingIntent>,
+        config: MatcherConfig,
+        embedder: std::sync::Arc<dyn super::embed::Embedder>,
+        settings: SemanticSettings,
+    ) -> Matcher {
+        Self::build_tier(
+            intents,
+            config,
+            Tuning::default(),
+            Some((embedder, settings)),
+        )
+    }
+
+    /// The semantic tier in use, if any (`describe()` of its embedder).
+    pub fn semantic(&self) -> Option<String> {
+        self.semantic.as_ref().map(|s| s.embedder.describe())
+    }
+
     fn build_with(intents: Vec<TrainingIntent>, config: MatcherConfig, tuning: Tuning) -> Matcher {
+        Self::build_tier(intents, config, tuning, None)
+    }
+
+    fn build_tier(
+        intents: Vec<TrainingIntent>,
+        config: MatcherConfig,
+        tuning: Tuning,
+        semantic: Option<(std::sync::Arc<dyn super::embed::Embedder>, SemanticSettings)>,
+    ) -> Matcher {
         let stemmers = Stemmers::new();
 
         // Merge intents by id, keeping first-seen order.
@@ -730,7 +770,8 @@ impl Matcher {
         // Term frequencies of every usable example, grouped by (lang, intent).
         let mut vocab: Vocab = HashMap::default();
         let mut kinds: Vec<u8> = Vec::new();
-        let mut groups: BTreeMap<(String, usize), Vec<Sparse>> = BTreeMap::new();
+        let mut groups: BTreeMap<(String, usize), Numbered> = BTreeMap::new();
+        let mut texts: Vec<&str> = Vec::new();
         let mut token_tables: BTreeMap<String, FeatureMap<(u32, bool)>> = BTreeMap::new();
         let mut stem_text: HashMap<u32, String> = HashMap::new();
         let mut caches = TokenCaches::default();
@@ -771,14 +812,18 @@ impl Matcher {
                     &mut stem_text,
                     &mut caches,
                 );
-                groups.entry((lang, intent)).or_default().push(tf);
+                groups
+                    .entry((lang, intent))
+                    .or_default()
+                    .push((tf, texts.len()));
+                texts.push(&example.text);
             }
         }
 
         // Document frequencies and IDF.
         let mut df = vec![0_u32; kinds.len()];
         let mut n_docs = 0_usize;
-        for tf in groups.values().flatten() {
+        for (tf, _) in groups.values().flatten() {
             n_docs += 1;
             for &(id, _) in tf {
                 df[id as usize] += 1;
@@ -790,6 +835,9 @@ impl Matcher {
             .map(|&d| ((n + 1.0) / (d as f32 + 1.0)).ln() + 1.0)
             .collect();
         let idf_unseen = (n + 1.0).ln() + 1.0;
+        let semantic = semantic
+            .map(|(embedder, settings)| Semantic::new(embedder, settings, kinds.len(), &texts));
+        let features = kinds.len() + semantic.as_ref().map_or(0, Semantic::dim);
 
         // Unit vectors, centroids and one inverted index per language.
         let weigh = |tf: &Sparse| -> Sparse {
@@ -808,7 +856,7 @@ impl Matcher {
             v
         };
         let mut indexes: Vec<LangIndex> = Vec::new();
-        let mut by_lang: BTreeMap<String, Vec<(usize, Vec<Sparse>)>> = BTreeMap::new();
+        let mut by_lang: BTreeMap<String, Vec<(usize, Numbered)>> = BTreeMap::new();
         for ((lang, intent), tfs) in groups {
             by_lang.entry(lang).or_default().push((intent, tfs));
         }
@@ -816,13 +864,20 @@ impl Matcher {
             let mut docs: Vec<Sparse> = Vec::new();
             let mut centroids: Vec<Sparse> = Vec::new();
             let mut index_groups: Vec<Group> = Vec::new();
+            let mut dense_centroids: Vec<Sparse> = Vec::new();
             for (intent, tfs) in lang_groups {
                 let start = docs.len();
                 let mut sum: Sparse = Vec::new();
-                for tf in &tfs {
-                    let v = weigh(tf);
+                for (tf, text) in &tfs {
+                    let mut v = weigh(tf);
                     sum.extend_from_slice(&v);
+                    if let Some(semantic) = &semantic {
+                        semantic.append_example(*text, &mut v);
+                    }
                     docs.push(v);
+                }
+                if let Some(semantic) = &semantic {
+                    dense_centroids.extend(semantic.centroid(tfs.iter().map(|(_, t)| *t)));
                 }
                 merge_sorted(&mut sum);
                 let norm = sum.iter().map(|&(_, w)| w * w).sum::<f32>().sqrt();
@@ -844,12 +899,14 @@ impl Matcher {
                 .flat_map(|(k, g)| std::iter::repeat_n(k, (g.end - g.start) as usize))
                 .collect();
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // The embedding centroids (semantic tier) follow the lexical ones.
+            centroids.extend(dense_centroids);
             let linear = LinearModel::train(
                 &docs,
                 &labels,
                 index_groups.len(),
                 &centroids,
-                kinds.len(),
+                features,
                 SvmSettings {
                     c: tuning.svm_c,
                     ..SvmSettings::default()
@@ -858,6 +915,11 @@ impl Matcher {
             );
             if docs.len() > NEAREST_MAX_EXAMPLES {
                 docs.clear();
+            }
+            // The nearest example is lexical: its postings leave the
+            // embedding features out.
+            for v in docs.iter_mut().filter(|_| semantic.is_some()) {
+                v.retain(|&(id, _)| (id as usize) < kinds.len());
             }
 
             // CSR postings of the examples, for the nearest one.
@@ -917,6 +979,7 @@ impl Matcher {
             ngram_spans: caches.ngram_spans,
             ngram_ids: caches.ngram_ids,
             bigrams: caches.bigrams,
+            semantic: semantic.map(Semantic::built),
         }
     }
 
@@ -959,6 +1022,12 @@ impl Matcher {
         if !normalized.is_empty() && !self.indexes.is_empty() {
             let prepared = self.prepare(&normalized);
             let mut acc = Vec::new();
+            // The query's embedding, appended to every language's vector.
+            let dense = self
+                .semantic
+                .as_ref()
+                .map(|s| s.query_features(text))
+                .unwrap_or_default();
             // Each language's examples are compared with the query analysed in
             // that language. The hinted language goes first, so it wins ties.
             let mut langs: Vec<usize> = (0..self.indexes.len()).collect();
@@ -967,7 +1036,8 @@ impl Matcher {
             }
             for li in langs {
                 let index = &self.indexes[li];
-                let query = self.vectorize(&prepared, index);
+                let mut query = self.vectorize(&prepared, index);
+                query.extend_from_slice(&dense);
                 self.score_index(index, li, &query, &mut acc, &mut model);
             }
         }
@@ -1271,7 +1341,10 @@ impl Matcher {
             let linear = columns
                 .get(k)
                 .map_or(0.0, |d| ((d + 1.0) / 2.0).clamp(0.0, 1.0));
-            let s = (lambda * linear + (1.0 - lambda) * similarity).clamp(0.0, 1.0);
+            let mut s = (lambda * linear + (1.0 - lambda) * similarity).clamp(0.0, 1.0);
+            if let Some(semantic) = &self.semantic {
+                s = semantic.blend(s, columns.get(2 * classes + k).copied());
+            }
             if let Some(slot) = best.get_mut(group.intent)
                 && s > slot.0
             {

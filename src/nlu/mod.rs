@@ -5,6 +5,7 @@
 //! - [`stem`](mod@stem): Snowball stemmers (en/es/it) and stop words.
 //! - [`lang`](mod@lang): language detection restricted to the bot's languages.
 //! - [`matcher`]: the TF-IDF intent matcher ([`Matcher`]).
+//! - [`embed`]: the optional semantic tier (sentence embeddings, feature `semantic`).
 //!
 //! ```
 //! use frontdesk::nlu::{Example, Matcher, MatcherConfig, TrainingIntent, Verdict};
@@ -22,6 +23,7 @@
 //! assert_eq!(result.verdict, Verdict::Answer("opening_hours".into()));
 //! ```
 
+pub mod embed;
 pub mod lang;
 mod linear;
 pub mod matcher;

@@ -1,0 +1,321 @@
+//! The optional semantic tier: sentence embeddings that join the matcher's
+//! lexical features.
+//!
+//! An [`Embedder`] turns a text into a unit-length vector whose cosine with
+//! another text's vector says how close their meanings are. Two
+//! implementations exist behind the cargo feature `semantic`:
+//!
+//! - the **static** embedder (`static_model`): a token-embedding matrix and a
+//!   tokenizer in the model2vec layout (`config.json`, `tokenizer.json`,
+//!   `model.safetensors` with an `embeddings` tensor), mean-pooled:
+//!   microseconds a message;
+//! - the **transformer** embedder (`bert`): a BERT sentence encoder
+//!   (sentence-transformers layout, e.g. all-MiniLM-L6-v2) run with candle
+//!   on the CPU, mean-pooled over the attention mask: milliseconds a message.
+//!
+//! `frontdesk model distill` (`distill`) makes a static model from a
+//! transformer directory. [`load`] picks the implementation from the
+//! directory's files; without the feature it says the build lacks it.
+//!
+//! The matcher appends a query's embedding, scaled, to its sparse TF-IDF
+//! vector (see [`SemanticSettings`]), so one linear model sees both.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Matcher, MatcherConfig, TrainingIntent};
+
+#[cfg(feature = "semantic")]
+pub mod bert;
+#[cfg(feature = "semantic")]
+pub mod distill;
+#[cfg(feature = "semantic")]
+mod files;
+#[cfg(feature = "semantic")]
+pub mod static_model;
+
+/// Turns texts into unit-length sentence vectors. Implementations are pure
+/// functions of the text once loaded, and can be shared between threads.
+pub trait Embedder: Send + Sync {
+    /// The length of every vector.
+    fn dim(&self) -> usize;
+
+    /// The L2-normalised vector of `text` (all zeros when the text has no
+    /// token the model knows).
+    fn embed(&self, text: &str) -> Vec<f32>;
+
+    /// The vectors of many texts, in order. The default embeds one at a
+    /// time; the transformer batches.
+    fn embed_batch(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        texts.iter().map(|t| self.embed(t)).collect()
+    }
+
+    /// What was loaded, for logs and `frontdesk eval` (e.g.
+    /// `static 30522×256 from models/minilm-static`).
+    fn describe(&self) -> String;
+}
+
+/// How the matcher joins an embedder's vectors with its lexical features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SemanticSettings {
+    /// The embedding is appended to the unit TF-IDF vector multiplied by
+    /// this, for the linear model (0: not appended).
+    pub feature_scale: f32,
+    /// Weight of the cosine to the intent's embedding centroid in the final
+    /// score, against the lexical score (0: no ensemble).
+    pub ensemble_weight: f32,
+}
+
+impl Default for SemanticSettings {
+    /// The embedding (unit length) weighs as much as the unit TF-IDF
+    /// vector; no ensemble. `frontdesk eval --semantic-scale/--ensemble-weight`
+    /// measures others (README, "The semantic tier").
+    fn default() -> Self {
+        SemanticSettings {
+            feature_scale: 1.0,
+            ensemble_weight: 0.0,
+        }
+    }
+}
+
+/// The semantic tier inside a [`Matcher`](super::Matcher): the embedder,
+/// how its vectors join the lexical features, and (while building) the
+/// examples' vectors.
+pub(crate) struct Semantic {
+    /// The embedder.
+    pub(crate) embedder: Arc<dyn Embedder>,
+    settings: SemanticSettings,
+    /// Feature id of the first embedding dimension.
+    base: u32,
+    /// The examples' vectors, by example number; emptied once built.
+    examples: Vec<Vec<f32>>,
+}
+
+impl std::fmt::Debug for Semantic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Semantic")
+            .field("embedder", &self.embedder.describe())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Semantic {
+    /// Embeds the examples `texts` (example number = index); the embedding
+    /// features get the ids from `base`.
+    pub(crate) fn new(
+        embedder: Arc<dyn Embedder>,
+        settings: SemanticSettings,
+        base: usize,
+        texts: &[&str],
+    ) -> Semantic {
+        let examples = embedder.embed_batch(texts);
+        Semantic {
+            embedder,
+            settings,
+            base: u32::try_from(base).unwrap_or(u32::MAX),
+            examples,
+        }
+    }
+
+    /// Drops what only the build needed.
+    pub(crate) fn built(mut self) -> Semantic {
+        self.examples = Vec::new();
+        self
+    }
+
+    /// The number of embedding features.
+    pub(crate) fn dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// The factor of a query's embedding features.
+    fn query_scale(&self) -> f32 {
+        if self.settings.feature_scale > 0.0 {
+            self.settings.feature_scale
+        } else {
+            1.0
+        }
+    }
+
+    fn features(&self, v: &[f32], scale: f32) -> impl Iterator<Item = (u32, f32)> {
+        v.iter()
+            .enumerate()
+            .take(self.dim())
+            .filter(|(_, x)| **x != 0.0)
+            .map(move |(j, x)| (self.base.saturating_add(j as u32), scale * x))
+    }
+
+    /// Appends example `example`'s embedding features to its lexical vector.
+    pub(crate) fn append_example(&self, example: usize, v: &mut Vec<(u32, f32)>) {
+        if self.settings.feature_scale > 0.0
+            && let Some(e) = self.examples.get(example)
+        {
+            v.extend(self.features(e, self.settings.feature_scale));
+        }
+    }
+
+    /// The unit centroid of some examples' embeddings, as a fixed column for
+    /// the ensemble; `None` without the ensemble.
+    pub(crate) fn centroid(
+        &self,
+        examples: impl Iterator<Item = usize>,
+    ) -> Option<Vec<(u32, f32)>> {
+        if self.settings.ensemble_weight <= 0.0 {
+            return None;
+        }
+        let mut sum = vec![0.0_f32; self.dim()];
+        for e in examples.filter_map(|i| self.examples.get(i)) {
+            for (s, x) in sum.iter_mut().zip(e) {
+                *s += x;
+            }
+        }
+        normalize_l2(&mut sum);
+        Some(self.features(&sum, 1.0).collect())
+    }
+
+    /// The query's embedding features (ids after the lexical ones).
+    pub(crate) fn query_features(&self, text: &str) -> Vec<(u32, f32)> {
+        let e = self.embedder.embed(text);
+        self.features(&e, self.query_scale()).collect()
+    }
+
+    /// The final score of a group from its lexical score and its
+    /// embedding-centroid column (the query's features times the centroid).
+    pub(crate) fn blend(&self, lexical: f32, centroid_column: Option<f32>) -> f32 {
+        let w = self.settings.ensemble_weight;
+        match centroid_column {
+            Some(dot) if w > 0.0 => {
+                let cosine = (dot / self.query_scale()).clamp(0.0, 1.0);
+                ((1.0 - w) * lexical + w * cosine).clamp(0.0, 1.0)
+            }
+            _ => lexical,
+        }
+    }
+}
+
+/// Why a model directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// This binary was built without the cargo feature `semantic`.
+    #[error(
+        "a model is configured ({0}), but this build of frontdesk lacks the `semantic` feature: rebuild with `cargo build --release --features semantic`, or remove `model` from [matcher]"
+    )]
+    FeatureMissing(PathBuf),
+    /// A file of the model is missing or unreadable.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is there but not what a model needs.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Running the model failed.
+    #[error("{0}")]
+    Model(String),
+    /// Writing a model failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Which kind of model a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A model2vec static model: an `embeddings` matrix.
+    Static,
+    /// A BERT-family sentence transformer.
+    Transformer,
+}
+
+/// Loads the model in `dir`, static or transformer, and checks that it
+/// embeds. Errors name the file that is missing or wrong.
+pub fn load(dir: &Path) -> Result<Arc<dyn Embedder>, EmbedError> {
+    #[cfg(feature = "semantic")]
+    {
+        match files::kind(dir)? {
+            ModelKind::Static => Ok(Arc::new(static_model::StaticEmbedder::load(dir)?)),
+            ModelKind::Transformer => Ok(Arc::new(bert::BertEmbedder::load(dir)?)),
+        }
+    }
+    #[cfg(not(feature = "semantic"))]
+    {
+        Err(EmbedError::FeatureMissing(dir.to_path_buf()))
+    }
+}
+
+/// The matcher the bot answers with: with the semantic tier when `model`
+/// is given and loads, else the lexical matcher. Either way the log says
+/// once which one (a model that fails to load is a warning naming the file;
+/// the bot still starts).
+pub fn build_matcher(
+    intents: Vec<TrainingIntent>,
+    config: MatcherConfig,
+    model: Option<&Path>,
+) -> Matcher {
+    let Some(dir) = model else {
+        tracing::info!("no [matcher] model configured: answering with the lexical matcher");
+        return Matcher::build(intents, config);
+    };
+    match load(dir) {
+        Ok(embedder) => {
+            tracing::info!(model = %embedder.describe(), "semantic tier on");
+            Matcher::build_semantic(intents, config, embedder, SemanticSettings::default())
+        }
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "the semantic tier is off: answering with the lexical matcher"
+            );
+            Matcher::build(intents, config)
+        }
+    }
+}
+
+/// Whether this build has the semantic tier.
+pub const AVAILABLE: bool = cfg!(feature = "semantic");
+
+/// Scales `v` to unit length in place (a zero vector stays zero).
+pub fn normalize_l2(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in v {
+            *x /= norm;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_l2_gives_unit_length_and_keeps_zero() {
+        let mut v = vec![3.0, 4.0];
+        normalize_l2(&mut v);
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        let mut z = vec![0.0; 3];
+        normalize_l2(&mut z);
+        assert_eq!(z, vec![0.0; 3]);
+    }
+
+    #[cfg(not(feature = "semantic"))]
+    #[test]
+    fn without_the_feature_a_model_is_refused_saying_why() {
+        let e = load(Path::new("models/x")).err().unwrap().to_string();
+        assert!(e.contains("`semantic` feature"), "{e}");
+        assert!(e.contains("models/x"), "{e}");
+    }
+}
