@@ -540,6 +540,7 @@ fn generate(store: &dyn Store, seed: u64) -> History {
             full.counters = Counters {
                 last_conversation: id,
                 last_ticket: ticket_no,
+                privacy_swept_at: None,
             };
             store.commit(full).unwrap();
         }
@@ -548,6 +549,7 @@ fn generate(store: &dyn Store, seed: u64) -> History {
     change.counters = Counters {
         last_conversation: CONVERSATIONS,
         last_ticket: ticket_no,
+        privacy_swept_at: None,
     };
     store.commit(change).unwrap();
     h
