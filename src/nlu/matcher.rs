@@ -42,9 +42,13 @@
 //!   self-made set in the tests and on the repository's intents
 //!   (`tuning_report`, `threshold_report`).
 //!
-//! Scoring uses one inverted index per example language (feature → postings
-//! of examples and centroids), so a query only touches the examples that share
-//! a feature with it. Only the first 256 tokens of a message are analysed.
+//! Scoring walks, per example language, the linear model's rows of the
+//! query's features (the SVMs' weights and the centroids as fixed columns)
+//! and, for languages of at most 2,000 examples, an inverted index of the
+//! examples for the nearest one. Tokens the examples have are looked up in
+//! caches (their word feature, stop-word flag, character n-grams and bigrams)
+//! instead of being stemmed and hashed again. Only the first 256 tokens of a
+//! message are analysed.
 //!
 //! A regex pattern that matches the raw message (or its normalised form)
 //! forces its intent to score 1.0.
