@@ -2,6 +2,8 @@
 //! into `frontdesk chat`, restarts between processes, `report` and `tickets`,
 //! `check` on good and broken intents, bad configuration, a busy data directory.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -478,21 +480,6 @@ fn report_on_an_empty_store() {
     assert!(text(&out.stdout).contains("nothing to draft"));
 }
 
-/// Whether any file under `dir` holds `needle`.
-fn on_disk(dir: &Path, needle: &str) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|e| {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            on_disk(&path, needle)
-        } else {
-            std::fs::read(&path)
-                .unwrap()
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-        }
-    })
-}
-
 #[test]
 fn export_and_forget_a_customer_from_the_command_line() {
     let data = tempfile::tempdir().unwrap();
@@ -555,7 +542,10 @@ fn export_and_forget_a_customer_from_the_command_line() {
     );
     assert!(stdout.contains("Closed the open ticket(s) #1"), "{stdout}");
     for gone in ["Gooseberry-Tunnel-88", "Ottoline Brackwater", "4410098765"] {
-        assert!(!on_disk(data.path(), gone), "{gone} is still on disk");
+        assert!(
+            !common::dir_contains(data.path(), gone.as_bytes()),
+            "{gone} is still on disk"
+        );
     }
     // Now unknown: export and forget say so, and nothing changes.
     for command in ["export", "forget"] {
@@ -663,7 +653,10 @@ fn forget_typed_in_the_console_asks_then_leaves_nothing_on_disk() {
         "{stdout}"
     );
     for gone in ["Persimmon-Ladder-51", "Philippa Quillfeather", "6620031313"] {
-        assert!(!on_disk(data.path(), gone), "{gone} is still on disk");
+        assert!(
+            !common::dir_contains(data.path(), gone.as_bytes()),
+            "{gone} is still on disk"
+        );
     }
     let r = report(data.path());
     assert_eq!(r["escalated"], 1, "the ticket is still counted: {r}");

@@ -42,6 +42,8 @@
 //! - `> check: conversation N <field> = <json>`: a field of a stored conversation
 //!   (`transcript` is the number of lines).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -342,7 +344,7 @@ impl Runner {
             ),
             ["disk", "contains", words @ ..] if !words.is_empty() => {
                 let needle = words.join(" ");
-                serde_json::Value::Bool(dir_contains(self.data.path(), needle.as_bytes()))
+                serde_json::Value::Bool(common::dir_contains(self.data.path(), needle.as_bytes()))
             }
             ["conversation", n, field] => {
                 let Some(c) = store.conversation(n.parse().unwrap()).unwrap() else {
@@ -495,21 +497,6 @@ impl Runner {
         }
         self.check_all_customer_messages_expected();
     }
-}
-
-/// Whether any file under `dir` holds `needle` anywhere in its bytes.
-fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|entry| {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            dir_contains(&path, needle)
-        } else {
-            std::fs::read(&path)
-                .unwrap()
-                .windows(needle.len())
-                .any(|w| w == needle)
-        }
-    })
 }
 
 fn describe(action: &Action) -> String {
