@@ -1,655 +1,25 @@
 //! End-to-end tests of the Discord channel: the real serenity client and the
-//! real engine against a fake Discord on 127.0.0.1.
-//!
-//! The fake has two halves. REST is a small hand-written HTTP/1.1 server
-//! (request line, headers, Content-Length body, keep-alive) that serves what
-//! serenity and the adapter call — gateway discovery, `/users/@me`, channels,
-//! messages, threads, DM channels, interaction callbacks — records every call,
-//! and can fail the next call to a path once (a 429). The gateway is a plain
-//! JSON WebSocket (tokio-tungstenite, no compression: serenity connects to the
-//! discovered URL with `?v=10` only): HELLO, IDENTIFY → READY, heartbeat →
-//! ACK, then the MESSAGE_CREATE / INTERACTION_CREATE events a test scripts.
+//! real engine against the fake Discord of `tests/discord_fake/` on
+//! 127.0.0.1 (REST plus a plain-JSON gateway), in-process and through the
+//! real `frontdesk run` binary.
 //!
 //! Waits are bounded; nothing asserts on speed.
 
-use std::collections::HashMap;
+mod common;
+mod discord_fake;
+
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use serde_json::{Value, json};
-use serenity::futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use serde_json::json;
 
+use discord_fake::*;
 use frontdesk::channels::discord::{self, inbound};
 use frontdesk::channels::runtime::{Dispatcher, Shutdown};
 use frontdesk::config::{Config, DiscordConfig, Secret};
 use frontdesk::engine::{Engine, EngineSettings};
 use frontdesk::report::Report;
 use frontdesk::store::{SledStore, Store};
-
-const GUILD: u64 = 1180000000000000001;
-const BOT: u64 = 1190000000000000002;
-const SUPPORT: u64 = 1180000000000000100;
-const STAFF: u64 = 1180000000000000200;
-const STAFF_ROLE: u64 = 1180000000000000300;
-const CUSTOMER: u64 = 412345678901234567;
-const DM: u64 = 1239001122334455667;
-const ANA: u64 = 298765432109876543;
-const OUTSIDER: u64 = 377777777777777777;
-const TOKEN: &str = "MTE5MDAwMDAwMDAwMDAwMDAwMg.Gx7fAk.fake-SeCrEt-token-42";
-const WAIT: Duration = Duration::from_secs(20);
-
-// ----- the fake Discord ------------------------------------------------------
-
-/// One REST call as the fake saw it.
-#[derive(Debug, Clone)]
-struct Call {
-    method: String,
-    path: String,
-    status: u16,
-    body: Value,
-    /// The id of what the call created or changed.
-    id: Option<u64>,
-}
-
-impl Call {
-    fn content(&self) -> &str {
-        self.body["content"].as_str().unwrap_or_default()
-    }
-
-    fn custom_ids(&self) -> Vec<String> {
-        self.body["components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-            .filter_map(|b| b["custom_id"].as_str().map(str::to_string))
-            .collect()
-    }
-}
-
-#[derive(Default)]
-struct State {
-    calls: Vec<Call>,
-    /// (method, path, calls to let through first, status, body): then one call fails.
-    failures: Vec<(String, String, usize, u16, Value)>,
-    /// Messages the fake created, by id (what Discord would return for them).
-    messages: HashMap<u64, Value>,
-    identify: Vec<Value>,
-    gateway_paths: Vec<String>,
-    heartbeats: usize,
-    next_id: u64,
-    /// Close the gateway with 4014 (disallowed intents) after IDENTIFY, as
-    /// Discord does when MESSAGE CONTENT is not enabled in the portal.
-    refuse_intents: bool,
-}
-
-impl State {
-    /// Successful message posts to a channel.
-    fn posts(&self, channel: u64) -> Vec<&Call> {
-        let path = format!("/channels/{channel}/messages");
-        self.calls
-            .iter()
-            .filter(|c| c.method == "POST" && c.path == path && c.status == 200)
-            .collect()
-    }
-
-    fn with_status(&self, status: u16) -> Vec<&Call> {
-        self.calls.iter().filter(|c| c.status == status).collect()
-    }
-}
-
-struct Fake {
-    api_url: String,
-    state: Arc<Mutex<State>>,
-    changed: Arc<Notify>,
-    events: mpsc::UnboundedSender<(String, Value)>,
-}
-
-impl Fake {
-    async fn start() -> Fake {
-        let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gateway = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api_url = format!("http://{}", rest.local_addr().unwrap());
-        let ws_url = format!("ws://{}", gateway.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State {
-            next_id: 1400000000000000000,
-            ..State::default()
-        }));
-        let changed = Arc::new(Notify::new());
-        let (events, events_rx) = mpsc::unbounded_channel();
-        tokio::spawn(serve_rest(
-            rest,
-            state.clone(),
-            changed.clone(),
-            ws_url.clone(),
-        ));
-        tokio::spawn(serve_gateway(
-            gateway,
-            state.clone(),
-            changed.clone(),
-            Arc::new(tokio::sync::Mutex::new(events_rx)),
-            ws_url,
-        ));
-        Fake {
-            api_url,
-            state,
-            changed,
-            events,
-        }
-    }
-
-    /// Push a gateway event (after READY).
-    fn dispatch(&self, kind: &str, d: Value) {
-        self.events.send((kind.to_string(), d)).unwrap();
-    }
-
-    /// After `skip` successful `method` calls to `path`, one fails with `status` and `body`.
-    fn fail_after(&self, skip: usize, method: &str, path: &str, status: u16, body: Value) {
-        self.state
-            .lock()
-            .unwrap()
-            .failures
-            .push((method.into(), path.into(), skip, status, body));
-    }
-
-    fn message(&self, id: u64) -> Value {
-        self.state.lock().unwrap().messages[&id].clone()
-    }
-
-    /// Wait (bounded) until `f` finds something in the fake's state.
-    async fn wait_for<T>(&self, what: &str, f: impl Fn(&State) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(v) = f(&self.state.lock().unwrap()) {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                let state = self.state.lock().unwrap();
-                let calls: Vec<String> = state
-                    .calls
-                    .iter()
-                    .map(|c| format!("{} {} {} {}", c.status, c.method, c.path, c.body))
-                    .collect();
-                panic!("timed out waiting for {what}; calls:\n{}", calls.join("\n"));
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
-        }
-    }
-}
-
-fn bot_user() -> Value {
-    json!({
-        "id": BOT.to_string(), "username": "Frontdesk", "global_name": null,
-        "discriminator": "4821", "avatar": null, "bot": true, "verified": true,
-        "mfa_enabled": false, "flags": 0, "public_flags": 0, "email": null,
-        "locale": "en-US", "premium_type": 0
-    })
-}
-
-fn user(id: u64, username: &str, global_name: &str) -> Value {
-    json!({
-        "id": id.to_string(), "username": username, "global_name": global_name,
-        "discriminator": "0", "avatar": null, "public_flags": 0,
-        "primary_guild": null, "clan": null, "collectibles": null,
-        "avatar_decoration_data": null
-    })
-}
-
-fn text_channel(id: &str) -> Value {
-    json!({
-        "id": id, "type": 0, "guild_id": GUILD.to_string(), "name": "staff",
-        "position": 4, "permission_overwrites": [], "parent_id": null, "nsfw": false,
-        "topic": null, "last_message_id": null, "rate_limit_per_user": 0, "flags": 0
-    })
-}
-
-fn message_json(id: u64, channel: &str, body: &Value) -> Value {
-    json!({
-        "id": id.to_string(), "channel_id": channel, "type": 0,
-        "content": body["content"].as_str().unwrap_or_default(),
-        "author": bot_user(), "timestamp": "2025-03-14T10:00:00.000000+00:00",
-        "edited_timestamp": null, "tts": false, "mention_everyone": false,
-        "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
-        "pinned": false, "flags": 0,
-        "components": body.get("components").cloned().unwrap_or(json!([]))
-    })
-}
-
-/// Answer one REST request: (status, extra headers, body).
-fn route(
-    state: &mut State,
-    ws_url: &str,
-    method: &str,
-    target: &str,
-    body: &Value,
-) -> (u16, Vec<(&'static str, String)>, Value) {
-    let path = target.split('?').next().unwrap_or_default();
-    let path = path.strip_prefix("/api/v10").unwrap_or(path).to_string();
-    let failure = state
-        .failures
-        .iter_mut()
-        .position(|(m, p, ..)| m == method && *p == path);
-    let failure = failure.filter(|i| {
-        let skip = &mut state.failures[*i].2;
-        let now = *skip == 0;
-        *skip = skip.saturating_sub(1);
-        now
-    });
-    let (status, headers, response) = if let Some(i) = failure {
-        let (_, _, _, status, response) = state.failures.remove(i);
-        let headers = vec![
-            ("retry-after", "1".to_string()),
-            ("x-ratelimit-scope", "user".to_string()),
-        ];
-        (status, headers, response)
-    } else {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let ok = |v: Value| (200, Vec::new(), v);
-        match (method, segments.as_slice()) {
-            ("GET", ["gateway"]) => ok(json!({ "url": ws_url })),
-            ("GET", ["gateway", "bot"]) => ok(json!({
-                "url": ws_url, "shards": 1,
-                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-            })),
-            ("GET", ["users", "@me"]) => ok(bot_user()),
-            ("GET", ["channels", id]) => ok(text_channel(id)),
-            ("POST", ["users", "@me", "channels"]) => ok(json!({
-                "id": DM.to_string(), "type": 1, "last_message_id": null, "flags": 0,
-                "recipients": [user(CUSTOMER, "maria.g", "María G.")]
-            })),
-            ("POST", ["channels", channel, "messages"]) => {
-                state.next_id += 1;
-                let m = message_json(state.next_id, channel, body);
-                state.messages.insert(state.next_id, m.clone());
-                ok(m)
-            }
-            ("PATCH", ["channels", channel, "messages", id]) => {
-                let id: u64 = id.parse().unwrap_or_default();
-                let m = message_json(id, channel, body);
-                state.messages.insert(id, m.clone());
-                ok(m)
-            }
-            ("POST", ["channels", channel, "messages", id, "threads"]) => ok(json!({
-                "id": id, "type": 11, "guild_id": GUILD.to_string(), "parent_id": channel,
-                "owner_id": BOT.to_string(), "name": body["name"], "last_message_id": null,
-                "rate_limit_per_user": 0, "message_count": 0, "member_count": 1,
-                "total_message_sent": 0, "flags": 0,
-                "thread_metadata": {
-                    "archived": false, "auto_archive_duration": 10080, "locked": false,
-                    "archive_timestamp": "2025-03-14T10:00:00.000000+00:00",
-                    "create_timestamp": "2025-03-14T10:00:00.000000+00:00"
-                },
-                "member": {"user_id": BOT.to_string(), "join_timestamp": "2025-03-14T10:00:00.000000+00:00", "flags": 1, "id": id}
-            })),
-            ("POST", ["interactions", _, _, "callback"]) => (204, Vec::new(), Value::Null),
-            ("POST", ["applications", app, "commands"]) => ok(json!({
-                "id": "1190000000000000777", "application_id": app, "version": "1",
-                "type": 1, "name": body["name"], "description": body["description"],
-                "default_member_permissions": null, "dm_permission": true, "nsfw": false
-            })),
-            _ => (
-                404,
-                Vec::new(),
-                json!({"message": "404: Not Found", "code": 0}),
-            ),
-        }
-    };
-    state.calls.push(Call {
-        method: method.to_string(),
-        path,
-        status,
-        body: body.clone(),
-        id: response["id"].as_str().and_then(|id| id.parse().ok()),
-    });
-    (status, headers, response)
-}
-
-async fn serve_rest(
-    listener: TcpListener,
-    state: Arc<Mutex<State>>,
-    changed: Arc<Notify>,
-    ws_url: String,
-) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        tokio::spawn(rest_connection(
-            stream,
-            state.clone(),
-            changed.clone(),
-            ws_url.clone(),
-        ));
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection.
-async fn rest_connection(
-    stream: TcpStream,
-    state: Arc<Mutex<State>>,
-    changed: Arc<Notify>,
-    ws_url: String,
-) {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let mut words = request_line.split_whitespace();
-        let (Some(method), Some(target)) = (words.next(), words.next()) else {
-            return;
-        };
-        let (method, target) = (method.to_string(), target.to_string());
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).await.is_err() {
-            return;
-        }
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (status, headers, response) = {
-            let mut state = state.lock().unwrap();
-            route(&mut state, &ws_url, &method, &target, &body)
-        };
-        changed.notify_waiters();
-        let payload = if status == 204 {
-            String::new()
-        } else {
-            response.to_string()
-        };
-        let reason = match status {
-            200 => "OK",
-            204 => "No Content",
-            404 => "Not Found",
-            429 => "Too Many Requests",
-            _ => "Error",
-        };
-        let mut head = format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-            payload.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let stream = reader.get_mut();
-        if stream.write_all(head.as_bytes()).await.is_err()
-            || stream.write_all(payload.as_bytes()).await.is_err()
-        {
-            return;
-        }
-    }
-}
-
-type Events = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Value)>>>;
-
-async fn serve_gateway(
-    listener: TcpListener,
-    state: Arc<Mutex<State>>,
-    changed: Arc<Notify>,
-    events: Events,
-    ws_url: String,
-) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        tokio::spawn(gateway_session(
-            stream,
-            state.clone(),
-            changed.clone(),
-            events.clone(),
-            ws_url.clone(),
-        ));
-    }
-}
-
-/// One gateway connection: HELLO, IDENTIFY → READY, heartbeats, then events.
-async fn gateway_session(
-    stream: TcpStream,
-    state: Arc<Mutex<State>>,
-    changed: Arc<Notify>,
-    events: Events,
-    ws_url: String,
-) {
-    let seen = state.clone();
-    // Records the URL serenity connects to (the handshake's error type is tungstenite's, not ours).
-    #[allow(clippy::result_large_err)]
-    let record_path = move |req: &Request, resp: Response| {
-        seen.lock()
-            .unwrap()
-            .gateway_paths
-            .push(req.uri().to_string());
-        Ok(resp)
-    };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record_path).await else {
-        return;
-    };
-    let hello = json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": 1000, "_trace": ["fake"]}});
-    if ws.send(Ws::Text(hello.to_string())).await.is_err() {
-        return;
-    }
-    // One session at a time takes the scripted events.
-    let mut events = events.lock().await;
-    let mut seq = 0u64;
-    let mut identified = false;
-    loop {
-        tokio::select! {
-            incoming = ws.next() => {
-                let text = match incoming {
-                    Some(Ok(Ws::Text(text))) => text,
-                    Some(Ok(Ws::Ping(_) | Ws::Pong(_) | Ws::Binary(_) | Ws::Frame(_))) => continue,
-                    Some(Ok(Ws::Close(_))) => {
-                        // Answer the close like Discord does (tungstenite queued the reply).
-                        let _ = ws.flush().await;
-                        return;
-                    }
-                    Some(Err(_)) | None => return,
-                };
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                let reply = match v["op"].as_u64() {
-                    Some(2) => {
-                        let refuse = {
-                            let mut state = state.lock().unwrap();
-                            state.identify.push(v["d"].clone());
-                            state.refuse_intents
-                        };
-                        if refuse {
-                            let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                                code: 4014.into(),
-                                reason: "Disallowed intent(s).".into(),
-                            };
-                            let _ = ws.close(Some(frame)).await;
-                            changed.notify_waiters();
-                            return;
-                        }
-                        identified = true;
-                        seq += 1;
-                        Some(json!({"op": 0, "t": "READY", "s": seq, "d": {
-                            "v": 10, "user": bot_user(), "user_settings": {},
-                            "guilds": [{"id": GUILD.to_string(), "unavailable": true}],
-                            "session_type": "normal", "session_id": "fake-session-1",
-                            "resume_gateway_url": ws_url, "relationships": [],
-                            "private_channels": [], "presences": [], "guild_join_requests": [],
-                            "geo_ordered_rtc_regions": ["rotterdam"], "shard": [0, 1],
-                            "application": {"id": BOT.to_string(), "flags": 565248},
-                            "auth": {}, "_trace": ["fake"]
-                        }}))
-                    }
-                    Some(1) => {
-                        state.lock().unwrap().heartbeats += 1;
-                        Some(json!({"op": 11, "s": null, "t": null, "d": null}))
-                    }
-                    Some(6) => {
-                        identified = true;
-                        seq += 1;
-                        Some(json!({"op": 0, "t": "RESUMED", "s": seq, "d": {"_trace": ["fake"]}}))
-                    }
-                    _ => None,
-                };
-                changed.notify_waiters();
-                if let Some(reply) = reply
-                    && ws.send(Ws::Text(reply.to_string())).await.is_err()
-                {
-                    return;
-                }
-            }
-            event = events.recv(), if identified => {
-                let Some((kind, d)) = event else { return };
-                seq += 1;
-                let frame = json!({"op": 0, "t": kind, "s": seq, "d": d});
-                if ws.send(Ws::Text(frame.to_string())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-// ----- scripted gateway events -------------------------------------------------
-
-/// Snowflakes in creation order.
-struct Ids(u64);
-
-impl Ids {
-    fn next(&mut self) -> u64 {
-        self.0 += 1000;
-        self.0
-    }
-}
-
-fn dm_message(id: u64, author: Value, content: &str) -> Value {
-    json!({
-        "type": 0, "tts": false, "timestamp": "2025-03-14T09:26:53.411000+00:00",
-        "pinned": false, "nonce": id.to_string(), "mentions": [], "mention_roles": [],
-        "mention_everyone": false, "id": id.to_string(), "flags": 0, "embeds": [],
-        "edited_timestamp": null, "content": content, "components": [],
-        "channel_type": 1, "channel_id": DM.to_string(), "author": author, "attachments": []
-    })
-}
-
-fn guild_message(
-    id: u64,
-    channel: u64,
-    author: Value,
-    roles: &[u64],
-    nick: Option<&str>,
-    content: &str,
-) -> Value {
-    let roles: Vec<String> = roles.iter().map(u64::to_string).collect();
-    json!({
-        "type": 0, "tts": false, "timestamp": "2025-03-14T09:45:20.004000+00:00",
-        "pinned": false, "nonce": id.to_string(), "mentions": [], "mention_roles": [],
-        "mention_everyone": false,
-        "member": {
-            "roles": roles, "premium_since": null, "pending": false, "nick": nick,
-            "mute": false, "joined_at": "2023-06-20T08:00:00.000000+00:00", "flags": 0,
-            "deaf": false, "communication_disabled_until": null, "banner": null, "avatar": null
-        },
-        "id": id.to_string(), "flags": 0, "embeds": [], "edited_timestamp": null,
-        "content": content, "components": [], "channel_type": 0,
-        "channel_id": channel.to_string(), "author": author, "attachments": [],
-        "guild_id": GUILD.to_string()
-    })
-}
-
-fn customer() -> Value {
-    user(CUSTOMER, "maria.g", "María G.")
-}
-
-fn ana() -> Value {
-    user(ANA, "ana.support", "Ana Staff")
-}
-
-/// A customer's button press in the DM.
-fn dm_press(id: u64, message: Value, custom_id: &str) -> Value {
-    json!({
-        "version": 1, "type": 3, "token": format!("interaction-token-{id}"),
-        "message": message, "locale": "en-US", "id": id.to_string(),
-        "entitlements": [], "entitlement_sku_ids": [],
-        "data": {"custom_id": custom_id, "component_type": 2},
-        "context": 1, "channel_id": DM.to_string(),
-        "channel": {"type": 1, "id": DM.to_string(), "flags": 0, "last_message_id": null,
-                    "recipients": [customer()]},
-        "authorizing_integration_owners": {"0": "0"},
-        "attachment_size_limit": 10485760, "app_permissions": "1125899906842623",
-        "application_id": BOT.to_string(), "user": customer()
-    })
-}
-
-/// A customer's slash command in their DM.
-fn dm_command(id: u64, name: &str) -> Value {
-    json!({
-        "version": 1, "type": 2, "token": format!("interaction-token-{id}"),
-        "locale": "es-ES", "id": id.to_string(),
-        "entitlements": [], "entitlement_sku_ids": [],
-        "data": {"id": "1190000000000000777", "name": name, "type": 1},
-        "context": 1, "channel_id": DM.to_string(),
-        "channel": {"type": 1, "id": DM.to_string(), "flags": 0, "last_message_id": null,
-                    "recipients": [customer()]},
-        "authorizing_integration_owners": {"0": "0"},
-        "attachment_size_limit": 10485760, "app_permissions": "1125899906842623",
-        "application_id": BOT.to_string(), "user": customer()
-    })
-}
-
-/// A staff member's button press in the staff channel.
-fn staff_press(
-    id: u64,
-    message: Value,
-    custom_id: &str,
-    who: Value,
-    roles: &[u64],
-    nick: &str,
-) -> Value {
-    let roles: Vec<String> = roles.iter().map(u64::to_string).collect();
-    json!({
-        "version": 1, "type": 3, "token": format!("interaction-token-{id}"),
-        "message": message,
-        "member": {
-            "user": who, "roles": roles, "premium_since": null,
-            "permissions": "2248473465835073", "pending": false, "nick": nick,
-            "mute": false, "joined_at": "2023-06-20T08:00:00.000000+00:00", "flags": 0,
-            "deaf": false, "communication_disabled_until": null, "banner": null, "avatar": null
-        },
-        "locale": "en-GB", "id": id.to_string(), "guild_locale": "en-US",
-        "guild_id": GUILD.to_string(),
-        "guild": {"locale": "en-US", "id": GUILD.to_string(), "features": []},
-        "entitlements": [], "entitlement_sku_ids": [],
-        "data": {"custom_id": custom_id, "component_type": 2},
-        "context": 0, "channel_id": STAFF.to_string(),
-        "channel": {"type": 0, "id": STAFF.to_string(), "guild_id": GUILD.to_string(),
-                    "name": "staff", "position": 4, "flags": 0, "parent_id": null,
-                    "permissions": "2248473465835073", "nsfw": false, "topic": null,
-                    "last_message_id": null, "rate_limit_per_user": 0},
-        "authorizing_integration_owners": {"0": GUILD.to_string()},
-        "attachment_size_limit": 10485760, "app_permissions": "2248473465835073",
-        "application_id": BOT.to_string()
-    })
-}
 
 // ----- the channel under test ------------------------------------------------
 
@@ -669,23 +39,6 @@ fn discord_config(fake: &Fake) -> DiscordConfig {
 }
 
 /// The id of the last successful post to `channel` whose text contains `needle`.
-fn posted(state: &State, channel: u64, needle: &str) -> Option<u64> {
-    state
-        .posts(channel)
-        .into_iter()
-        .rev()
-        .find(|c| c.content().contains(needle))
-        .and_then(|c| c.id)
-}
-
-fn count(state: &State, channel: u64, needle: &str) -> usize {
-    state
-        .posts(channel)
-        .iter()
-        .filter(|c| c.content().contains(needle))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whole_flow_through_the_real_serenity_client() {
     let fake = Fake::start().await;
@@ -1025,37 +378,173 @@ async fn whole_flow_through_the_real_serenity_client() {
     stopped.unwrap().unwrap();
 }
 
+/// The real binary carries the whole flow against the fake Discord: a DM
+/// answered from an intent, an escalation (ping with [Claim] [Resolve] and a
+/// thread), the claim by a button, relays both ways, a rate-limited send
+/// retried after the wait Discord asked for, the resolution and the rating;
+/// then SIGTERM, and `frontdesk report` reads the rating from the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frontdesk_run_serves_discord_stops_on_sigterm_and_never_logs_the_token() {
+async fn frontdesk_run_carries_the_whole_flow_and_the_report_counts_it() {
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let stderr_path = dir.path().join("stderr.log");
-    let stderr = std::fs::File::create(&stderr_path).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
-        .args(["-vv", "run"])
-        .current_dir(dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("FRONTDESK_CONFIG")
-        .env_remove("FRONTDESK_TELEGRAM_TOKEN")
-        .env("FRONTDESK_DISCORD_TOKEN", TOKEN)
-        .env("FRONTDESK_DISCORD_STAFF_CHANNEL", STAFF.to_string())
-        .env("FRONTDESK_DISCORD_SUPPORT_CHANNELS", SUPPORT.to_string())
-        .env("FRONTDESK_DISCORD_API_URL", &fake.api_url)
-        .env("FRONTDESK_DATA", dir.path().join("data"))
-        .env("FRONTDESK_INTENTS", intents_dir())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-
+    let data = dir.path().join("data");
+    let served = common::Served::start(
+        dir.path(),
+        &data,
+        &[
+            ("FRONTDESK_DISCORD_TOKEN", TOKEN.to_string()),
+            ("FRONTDESK_DISCORD_STAFF_CHANNEL", STAFF.to_string()),
+            ("FRONTDESK_DISCORD_SUPPORT_CHANNELS", SUPPORT.to_string()),
+            ("FRONTDESK_DISCORD_API_URL", fake.api_url.clone()),
+        ],
+    );
     fake.wait_for("IDENTIFY", |s| s.identify.first().cloned())
         .await;
-    // A customer in the support channel: answered there, mentioning them.
+    let mut ids = Ids(1350000000000000000);
+
+    // 1. A question in a DM: answered from the intent, with [Yes] [No].
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        dm_message(ids.next(), customer(), "When are you open?"),
+    );
+    let did_it_help = fake
+        .wait_for("the answer and its buttons", |s| {
+            posted(s, DM, "Monday")?;
+            s.posts(DM)
+                .into_iter()
+                .rev()
+                .find(|c| c.custom_ids() == ["yes", "no"])
+                .and_then(|c| c.id)
+        })
+        .await;
+
+    // 2. [No, talk to a person]: a ping with [Claim] [Resolve] and a thread.
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        dm_press(ids.next(), fake.message(did_it_help), "no"),
+    );
+    let ping = fake
+        .wait_for("the ping", |s| posted(s, STAFF, "Ticket #1"))
+        .await;
+    assert_eq!(
+        fake.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .find(|c| c.id == Some(ping))
+            .unwrap()
+            .custom_ids(),
+        ["claim:1", "resolve:1"]
+    );
+    fake.wait_for("the ticket's thread", |s| {
+        s.calls
+            .iter()
+            .any(|c| {
+                c.path == format!("/channels/{STAFF}/messages/{ping}/threads") && c.status == 200
+            })
+            .then_some(())
+    })
+    .await;
+    let thread = ping; // a thread started from a message has its id
+    fake.wait_for("the customer told about the ticket", |s| {
+        posted(s, DM, "ticket #1")
+    })
+    .await;
+
+    // 3. Ana presses [Claim] (no staff role configured: the staff channel's
+    //    members are staff).
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        staff_press(ids.next(), fake.message(ping), "claim:1", ana(), &[], "Ana"),
+    );
+    fake.wait_for("the claim", |s| {
+        let edited = s.calls.iter().any(|c| {
+            c.method == "PATCH"
+                && c.path == format!("/channels/{STAFF}/messages/{ping}")
+                && c.content().contains("claimed by Ana")
+        });
+        (edited && posted(s, DM, "Ana").is_some()).then_some(())
+    })
+    .await;
+
+    // 4. Relay: the customer's message into the thread; Ana's reply in the
+    //    thread to the customer. Discord rate-limits that reply once, asking
+    //    for 2.5 s: the outbox waits that long (not its own 1 s), then sends
+    //    it once.
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        dm_message(ids.next(), customer(), "It is order 1234"),
+    );
+    fake.wait_for("the customer's message in the thread", |s| {
+        posted(s, thread, "#1 María G.: It is order 1234")
+    })
+    .await;
+    fake.fail_after(
+        0,
+        "POST",
+        &format!("/channels/{DM}/messages"),
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": 2.5, "global": false}),
+    );
     fake.dispatch(
         "MESSAGE_CREATE",
         guild_message(
-            1350000000000001000,
+            ids.next(),
+            thread,
+            ana(),
+            &[],
+            Some("Ana"),
+            "Found it, the refund is on its way.",
+        ),
+    );
+    fake.wait_for("the staff reply at the customer", |s| {
+        posted(s, DM, "Ana: Found it, the refund is on its way.")
+    })
+    .await;
+    {
+        let s = fake.state.lock().unwrap();
+        let limited = s.with_status(429);
+        assert_eq!(limited.len(), 1);
+        assert!(limited[0].content().contains("Found it"));
+        assert_eq!(count(&s, DM, "Found it"), 1, "sent once after the 429");
+    }
+    let log = served.log();
+    assert!(
+        log.contains("retry_in_ms=2500"),
+        "the outbox waits what Discord asked for:\n{log}"
+    );
+
+    // 5. Resolved from the thread; the customer is asked for a rating and gives it.
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        guild_message(
+            ids.next(),
+            thread,
+            ana(),
+            &[],
+            Some("Ana"),
+            "!resolve 1 Refund sent",
+        ),
+    );
+    let rating = fake
+        .wait_for("the resolution and the rating question", |s| {
+            posted(s, DM, "has been resolved")?;
+            posted(s, DM, "How satisfied")
+        })
+        .await;
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        dm_press(ids.next(), fake.message(rating), "rate:5"),
+    );
+    fake.wait_for("the thanks", |s| posted(s, DM, "Thank you for your rating"))
+        .await;
+
+    // 6. A customer in the support channel is answered there, mentioned.
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        guild_message(
+            ids.next(),
             SUPPORT,
             customer(),
             &[],
@@ -1073,35 +562,33 @@ async fn frontdesk_run_serves_discord_stops_on_sigterm_and_never_logs_the_token(
         "{}",
         answer.content()
     );
+    {
+        let s = fake.state.lock().unwrap();
+        assert!(s.with_status(404).is_empty(), "{:?}", s.with_status(404));
+    }
 
-    let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
+    // 7. SIGTERM: a clean stop, no token in the log; the rating is in the store.
+    let log = tokio::task::spawn_blocking(move || served.stop())
+        .await
         .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!(
-                "frontdesk run did not stop on SIGTERM; stderr:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let log = std::fs::read_to_string(&stderr_path).unwrap();
-    assert!(status.success(), "exit {status:?}; stderr:\n{log}");
-    assert!(log.contains("Discord"), "-vv logs the channel:\n{log}");
+    assert!(
+        log.contains("Discord: connected"),
+        "-vv logs the channel:\n{log}"
+    );
     assert!(!log.contains(TOKEN), "the token leaked into the log");
     assert!(
         !log.contains("SeCrEt"),
         "part of the token leaked into the log"
     );
+    for args in [&[][..], &["--channel", "discord"][..]] {
+        let report = common::report_json(&data, args);
+        assert_eq!(report["ratings"], 1, "{report}");
+        assert_eq!(report["csat_average"], 5.0, "{report}");
+        assert_eq!(report["tickets_resolved"], 1, "{report}");
+        assert_eq!(report["tickets_open"], 0, "{report}");
+    }
+    let telegram = common::report_json(&data, &["--channel", "telegram"]);
+    assert_eq!(telegram["ratings"], 0, "{telegram}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,6 +99,9 @@ pub enum DiscordError {
     /// The gateway connection failed for good.
     #[error("the Discord gateway stopped: {0}")]
     Gateway(String),
+    /// The HTTP client for the REST calls cannot be set up.
+    #[error("cannot set up the HTTP client for Discord: {0}")]
+    Client(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -283,7 +286,7 @@ pub async fn run(
     let http = client.http.clone();
     let shard_manager = client.shard_manager.clone();
 
-    let deliverer = DiscordDeliverer::new(http.clone(), store.clone(), settings.clone());
+    let deliverer = DiscordDeliverer::new(http.clone(), store.clone(), settings.clone())?;
     let outbox = tokio::spawn(run_outbox(
         deliverer,
         store.clone(),

@@ -16,27 +16,37 @@
 //! send again the parts already accepted. No message pings anyone but the
 //! customer it is for (`@everyone` in a relayed text stays plain text).
 //!
-//! Failures: HTTP 429, 5xx, 401 and network errors are retried by the outbox
-//! (serenity's own rate limiter, used against discord.com, waits out 429s by
-//! Discord's headers before they get here); 400, 403 and 404 are permanent.
+//! Failures: HTTP 429, 5xx, 401 and network errors are retried by the outbox;
+//! 400, 403 and 404 are permanent. Against discord.com serenity's own rate
+//! limiter waits out 429s by Discord's headers before they get here. With
+//! another API URL that limiter is off (serenity uses a proxy only then), so a
+//! 429 reaches the deliverer, and the outbox waits what Discord asked for
+//! ([`retry_after`]). Serenity's error type keeps only the status and
+//! Discord's error code and message of a failed call, not the headers nor the
+//! body's `retry_after`, so the deliverer sends its calls itself ([`Rest`]):
+//! serenity's routes, request bodies and rate limiter, its own reading of the
+//! answer.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serenity::all::{
     AutoArchiveDuration, ButtonStyle, ChannelId, CreateActionRow, CreateAllowedMentions,
     CreateButton, CreateInteractionResponse, CreateInteractionResponseMessage, CreateMessage,
-    CreateThread, EditMessage, MessageId, UserId,
+    CreateThread, EditMessage, GuildChannel, Message, MessageId, PrivateChannel, UserId,
 };
-use serenity::http::{Http, HttpError};
+use serenity::http::{Http, LightMethod, Request, Route};
 
 use crate::channels::runtime::{Deliverer, DeliveryError};
 use crate::model::{Action, Button, Channel, CustomerKey};
 use crate::store::{Store, StoreError};
 
 use super::inbound::Ack;
-use super::{Settings, describe, keys, meta_id, meta_set, status};
+use super::{DiscordError, Settings, keys, meta_id, meta_set};
 
 /// Discord's limit on a message's text, in characters.
 pub const MESSAGE_LIMIT: usize = 2000;
@@ -52,7 +62,14 @@ pub const THREAD_NAME_LIMIT: usize = 100;
 const SHORT_PREFIX: &str = "fd#";
 
 /// Discord's error code for "a thread has already been created for this message".
-const THREAD_EXISTS: isize = 160004;
+const THREAD_EXISTS: i64 = 160004;
+/// The shortest wait after a 429, whatever it asks (0 would hammer a server
+/// that keeps refusing).
+pub const MIN_RETRY_AFTER: Duration = Duration::from_millis(100);
+/// The longest wait after a 429: a larger `retry_after` is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Error bodies larger than this are not read for Discord's code and message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// Split `text` into parts of at most `limit` characters, preferring a line
 /// break, then a space, in the second half of each part; never inside a
@@ -253,27 +270,270 @@ pub fn ack_response(ack: &Ack) -> CreateInteractionResponse {
     }
 }
 
-/// Whether a failed call may succeed later.
-pub fn classify(e: &serenity::Error) -> DeliveryError {
-    let reason = describe(e);
-    match e {
-        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
-            match r.status_code.as_u16() {
-                // 401: a revoked or replaced token; kept until it is fixed.
-                401 | 408 | 429 | 500..=599 => DeliveryError::Retry {
-                    after: None,
-                    reason,
-                },
-                _ => DeliveryError::Permanent(reason),
-            }
+/// How long a refused call asks to wait before trying again: the JSON
+/// body's `retry_after` (seconds, with fractions, as Discord sends on a 429),
+/// else the `Retry-After` header (seconds), else `X-RateLimit-Reset-After`
+/// (seconds, with fractions). A value that is not a finite, non-negative
+/// number is skipped; the wait is kept within [`MIN_RETRY_AFTER`] and
+/// [`MAX_RETRY_AFTER`]. None when nothing says.
+pub fn retry_after(
+    body: &[u8],
+    retry_after_header: Option<&str>,
+    reset_after_header: Option<&str>,
+) -> Option<Duration> {
+    let from_body = (body.len() <= ERROR_BODY_LIMIT)
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
+        .and_then(|v| v.get("retry_after").and_then(serde_json::Value::as_f64));
+    let header = |h: Option<&str>| h.and_then(|v| v.trim().parse::<f64>().ok());
+    [
+        from_body,
+        header(retry_after_header),
+        header(reset_after_header),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|secs| secs.is_finite() && *secs >= 0.0)
+    .map(|secs| {
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(MAX_RETRY_AFTER)
+            .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER)
+    })
+}
+
+/// A refusal from Discord, as the deliverer needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The request's method.
+    pub method: String,
+    /// Discord's JSON error code (0 when there is none).
+    pub code: i64,
+    /// Discord's error message (clipped), or what the body was instead.
+    pub message: String,
+    /// The wait asked for ([`retry_after`]).
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    /// Read an error answer: status, headers and body.
+    pub fn read(
+        status: u16,
+        method: &str,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Refusal {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let json = (body.len() <= ERROR_BODY_LIMIT)
+            .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+            .flatten();
+        let code = json
+            .as_ref()
+            .and_then(|v| v.get("code"))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        let message = match json
+            .as_ref()
+            .and_then(|v| v.get("message"))
+            .and_then(serde_json::Value::as_str)
+        {
+            Some(m) => clip(m, 200),
+            None if body.is_empty() => "no body".to_string(),
+            None => format!("a body of {} bytes that is not Discord's JSON", body.len()),
+        };
+        Refusal {
+            status,
+            method: method.to_string(),
+            code,
+            message,
+            retry_after: retry_after(
+                body,
+                header("retry-after"),
+                header("x-ratelimit-reset-after"),
+            ),
         }
+    }
+}
+
+/// Why a REST call of the deliverer failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// Discord answered with an error status.
+    Refused(Refusal),
+    /// No answer (network), a request that could not be built, or an answer
+    /// that did not parse.
+    Other(serenity::Error),
+}
+
+impl CallError {
+    /// The HTTP status, when Discord answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CallError::Refused(r) => Some(r.status),
+            CallError::Other(e) => super::status(e),
+        }
+    }
+
+    /// For logs: status and Discord's message, never the URL.
+    pub fn describe(&self) -> String {
+        match self {
+            CallError::Refused(r) => format!(
+                "HTTP {} {} (Discord code {}: {})",
+                r.status, r.method, r.code, r.message
+            ),
+            CallError::Other(e) => super::describe(e),
+        }
+    }
+}
+
+impl From<serenity::Error> for CallError {
+    fn from(e: serenity::Error) -> Self {
+        CallError::Other(e)
+    }
+}
+
+/// Whether a failed call may succeed later, and when to try again.
+pub fn classify(e: &CallError) -> DeliveryError {
+    let reason = e.describe();
+    match e {
+        CallError::Refused(r) => match r.status {
+            // 401: a revoked or replaced token; kept until it is fixed.
+            401 | 408 | 429 | 500..=599 => DeliveryError::Retry {
+                after: r.retry_after,
+                reason,
+            },
+            _ => DeliveryError::Permanent(reason),
+        },
         // The request may have been carried out (the answer did not parse):
         // retrying could send it twice.
-        serenity::Error::Json(_) | serenity::Error::Model(_) => DeliveryError::Permanent(reason),
-        _ => DeliveryError::Retry {
+        CallError::Other(serenity::Error::Json(_) | serenity::Error::Model(_)) => {
+            DeliveryError::Permanent(reason)
+        }
+        CallError::Other(_) => DeliveryError::Retry {
             after: None,
             reason,
         },
+    }
+}
+
+/// The deliverer's REST calls: serenity's routes, request bodies and (against
+/// discord.com) its rate limiter; the answer read here, so that a refusal
+/// keeps its status, Discord's code and message, and the wait it asks for.
+pub struct Rest {
+    http: Arc<Http>,
+    /// The client for calls when serenity's rate limiter is off (another API URL).
+    direct: reqwest::Client,
+}
+
+impl Rest {
+    /// Calls through `http`'s token, proxy and rate limiter.
+    pub fn new(http: Arc<Http>) -> Result<Rest, DiscordError> {
+        let direct = reqwest::Client::builder()
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| DiscordError::Client(e.to_string()))?;
+        Ok(Rest { http, direct })
+    }
+
+    /// One call with a JSON body; the answer's JSON as `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: LightMethod,
+        route: Route<'_>,
+        body: &impl Serialize,
+    ) -> Result<T, CallError> {
+        let body = serde_json::to_vec(body).map_err(serenity::Error::from)?;
+        let request = Request::new(route, method).body(Some(body));
+        let method_name = method.reqwest_method().to_string();
+        let response = match &self.http.ratelimiter {
+            Some(limiter) => limiter.perform(request).await?,
+            None => {
+                let built = request
+                    .build(&self.direct, self.http.token(), self.http.proxy.as_deref())?
+                    .build()
+                    .map_err(serenity::Error::from)?;
+                self.direct
+                    .execute(built)
+                    .await
+                    .map_err(serenity::Error::from)?
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(serenity::Error::from)?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| CallError::Other(e.into()))
+        } else {
+            Err(CallError::Refused(Refusal::read(
+                status.as_u16(),
+                &method_name,
+                &headers,
+                &bytes,
+            )))
+        }
+    }
+
+    /// `POST /channels/{channel}/messages`.
+    pub async fn send_message(
+        &self,
+        channel: ChannelId,
+        message: &CreateMessage,
+    ) -> Result<Message, CallError> {
+        self.call(
+            LightMethod::Post,
+            Route::ChannelMessages {
+                channel_id: channel,
+            },
+            message,
+        )
+        .await
+    }
+
+    /// `PATCH /channels/{channel}/messages/{message}`.
+    pub async fn edit_message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        edit: &EditMessage,
+    ) -> Result<Message, CallError> {
+        self.call(
+            LightMethod::Patch,
+            Route::ChannelMessage {
+                channel_id: channel,
+                message_id: message,
+            },
+            edit,
+        )
+        .await
+    }
+
+    /// `POST /channels/{channel}/messages/{message}/threads`.
+    pub async fn create_thread_from_message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        thread: &CreateThread<'_>,
+    ) -> Result<GuildChannel, CallError> {
+        self.call(
+            LightMethod::Post,
+            Route::ChannelMessageThreads {
+                channel_id: channel,
+                message_id: message,
+            },
+            thread,
+        )
+        .await
+    }
+
+    /// `POST /users/@me/channels`: the DM channel with a user.
+    pub async fn create_dm_channel(&self, user: UserId) -> Result<PrivateChannel, CallError> {
+        self.call(
+            LightMethod::Post,
+            Route::UserMeDmChannels,
+            &serde_json::json!({ "recipient_id": user }),
+        )
+        .await
     }
 }
 
@@ -286,7 +546,7 @@ fn store_failed(e: StoreError) -> DeliveryError {
 
 /// Carries out the engine's Discord actions over serenity's REST client.
 pub struct DiscordDeliverer {
-    http: Arc<Http>,
+    rest: Rest,
     store: Arc<dyn Store>,
     settings: Arc<Settings>,
     /// Parts of split texts already accepted, by action fingerprint.
@@ -296,15 +556,20 @@ pub struct DiscordDeliverer {
 }
 
 impl DiscordDeliverer {
-    /// A deliverer over a REST client and the store (for the adapter's meta records).
-    pub fn new(http: Arc<Http>, store: Arc<dyn Store>, settings: Arc<Settings>) -> Self {
-        DiscordDeliverer {
-            http,
+    /// A deliverer over serenity's REST client (its token, API URL and rate
+    /// limiter) and the store (for the adapter's meta records).
+    pub fn new(
+        http: Arc<Http>,
+        store: Arc<dyn Store>,
+        settings: Arc<Settings>,
+    ) -> Result<Self, DiscordError> {
+        Ok(DiscordDeliverer {
+            rest: Rest::new(http)?,
             store,
             settings,
             progress: Mutex::new(HashMap::new()),
             dms: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn progress(&self) -> std::sync::MutexGuard<'_, HashMap<u64, usize>> {
@@ -317,10 +582,10 @@ impl DiscordDeliverer {
         key: u64,
         channel: ChannelId,
         messages: Vec<CreateMessage>,
-    ) -> Result<(), serenity::Error> {
+    ) -> Result<(), CallError> {
         let done = self.progress().get(&key).copied().unwrap_or(0);
         for (i, m) in messages.into_iter().enumerate().skip(done) {
-            channel.send_message(&*self.http, m).await?;
+            self.rest.send_message(channel, &m).await?;
             self.progress().insert(key, i + 1);
         }
         self.progress().remove(&key);
@@ -328,7 +593,7 @@ impl DiscordDeliverer {
     }
 
     /// The outbox's verdict on a failed send; a permanent one forgets the progress.
-    fn failed(&self, key: u64, e: &serenity::Error) -> DeliveryError {
+    fn failed(&self, key: u64, e: &CallError) -> DeliveryError {
         let verdict = classify(e);
         if matches!(verdict, DeliveryError::Permanent(_)) {
             self.progress().remove(&key);
@@ -345,8 +610,9 @@ impl DiscordDeliverer {
         {
             return Ok(*c);
         }
-        let channel = UserId::new(user)
-            .create_dm_channel(&*self.http)
+        let channel = self
+            .rest
+            .create_dm_channel(UserId::new(user))
             .await
             .map_err(|e| classify(&e))?;
         let id = channel.id.get();
@@ -410,8 +676,9 @@ impl DiscordDeliverer {
         {
             Some(id) => id,
             None => {
-                let m = staff
-                    .send_message(&*self.http, ping_message(text, buttons))
+                let m = self
+                    .rest
+                    .send_message(staff, &ping_message(text, buttons))
                     .await
                     .map_err(|e| classify(&e))?;
                 let id = m.id.get();
@@ -428,18 +695,13 @@ impl DiscordDeliverer {
         {
             return Ok(());
         }
-        let thread = match staff
-            .create_thread_from_message(
-                &*self.http,
-                MessageId::new(ping),
-                ticket_thread(ticket, text),
-            )
+        let thread = match self
+            .rest
+            .create_thread_from_message(staff, MessageId::new(ping), &ticket_thread(ticket, text))
             .await
         {
             Ok(thread) => thread.id.get(),
-            Err(serenity::Error::Http(HttpError::UnsuccessfulRequest(r)))
-                if r.error.code == THREAD_EXISTS =>
-            {
+            Err(CallError::Refused(r)) if r.code == THREAD_EXISTS => {
                 // A thread started from a message has the message's id.
                 ping
             }
@@ -479,12 +741,13 @@ impl DiscordDeliverer {
             .await
             .map_err(store_failed)?
         {
-            match staff
-                .edit_message(&*self.http, MessageId::new(id), ping_edit(text, buttons))
+            match self
+                .rest
+                .edit_message(staff, MessageId::new(id), &ping_edit(text, buttons))
                 .await
             {
                 Ok(_) => return Ok(()),
-                Err(e) if status(&e) == Some(404) => {
+                Err(e) if e.status() == Some(404) => {
                     tracing::warn!(
                         ticket,
                         "Discord: the ticket's ping is gone; posting it again"
@@ -493,8 +756,9 @@ impl DiscordDeliverer {
                 Err(e) => return Err(classify(&e)),
             }
         }
-        let m = staff
-            .send_message(&*self.http, ping_message(text, buttons))
+        let m = self
+            .rest
+            .send_message(staff, &ping_message(text, buttons))
             .await
             .map_err(|e| classify(&e))?;
         meta_set(
@@ -522,9 +786,9 @@ impl DiscordDeliverer {
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(e) if matches!(status(&e), Some(403 | 404)) => {
+                Err(e) if matches!(e.status(), Some(403 | 404)) => {
                     tracing::warn!(
-                        ticket = t, error = %describe(&e),
+                        ticket = t, error = %e.describe(),
                         "Discord: cannot post in the ticket's thread; posting in the staff channel"
                     );
                     self.progress().remove(&key);
@@ -758,6 +1022,93 @@ mod tests {
         let e = body(&ack_response(&Ack::Ephemeral("no".into())));
         assert_eq!(e["type"], 4);
         assert_eq!(e["data"]["flags"], 64);
+    }
+
+    #[test]
+    fn retry_after_prefers_the_body_then_the_headers_and_keeps_within_bounds() {
+        let ms = Duration::from_millis;
+        let limited =
+            br#"{"message": "You are being rate limited.", "retry_after": 2.5, "global": false}"#;
+        assert_eq!(
+            retry_after(limited, Some("3"), Some("2.500")),
+            Some(ms(2500))
+        );
+        assert_eq!(retry_after(b"", Some("7"), Some("6.2")), Some(ms(7000)));
+        assert_eq!(retry_after(b"<html>", None, Some("1.25")), Some(ms(1250)));
+        assert_eq!(retry_after(b"{}", None, None), None);
+        // Hostile or broken values are skipped, not obeyed.
+        for body in [
+            &br#"{"retry_after": -3}"#[..],
+            br#"{"retry_after": "soon"}"#,
+            br#"{"retry_after": null}"#,
+            b"not json",
+        ] {
+            assert_eq!(retry_after(body, Some(" 4 "), None), Some(ms(4000)));
+            assert_eq!(retry_after(body, Some("NaN"), Some("-1")), None);
+        }
+        assert_eq!(retry_after(b"", Some("inf"), Some("9")), Some(ms(9000)));
+        // Too long is cut to the bound, zero waits a little.
+        let huge = br#"{"retry_after": 1e300}"#;
+        assert_eq!(retry_after(huge, None, None), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(b"", Some("99999999"), None),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            retry_after(br#"{"retry_after": 0}"#, None, None),
+            Some(MIN_RETRY_AFTER)
+        );
+        // A huge body is not parsed.
+        let mut big = br#"{"retry_after": 2, "pad": ""#.to_vec();
+        big.extend(std::iter::repeat_n(b'x', 100_000));
+        big.extend(br#""}"#);
+        assert_eq!(retry_after(&big, Some("5"), None), Some(ms(5000)));
+    }
+
+    #[test]
+    fn a_refusal_keeps_status_code_message_and_wait() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("1"));
+        headers.insert("x-ratelimit-reset-after", HeaderValue::from_static("0.750"));
+        let r = Refusal::read(
+            429,
+            "POST",
+            &headers,
+            br#"{"message": "You are being rate limited.", "retry_after": 0.75, "global": false}"#,
+        );
+        assert_eq!(r.code, 0);
+        assert_eq!(r.retry_after, Some(Duration::from_millis(750)));
+        let verdict = classify(&CallError::Refused(r));
+        assert_eq!(
+            verdict,
+            DeliveryError::Retry {
+                after: Some(Duration::from_millis(750)),
+                reason: "HTTP 429 POST (Discord code 0: You are being rate limited.)".into()
+            }
+        );
+        let r = Refusal::read(
+            400,
+            "POST",
+            &HeaderMap::new(),
+            br#"{"message": "A thread has already been created for this message", "code": 160004}"#,
+        );
+        assert_eq!(r.code, THREAD_EXISTS);
+        assert!(matches!(
+            classify(&CallError::Refused(r)),
+            DeliveryError::Permanent(_)
+        ));
+        // A proxy's HTML page: neither echoed nor trusted.
+        let html = format!("<html>{}</html>", "x".repeat(5000));
+        let r = Refusal::read(502, "PATCH", &HeaderMap::new(), html.as_bytes());
+        assert_eq!(r.message, "a body of 5013 bytes that is not Discord's JSON");
+        assert!(matches!(
+            classify(&CallError::Refused(r)),
+            DeliveryError::Retry { after: None, .. }
+        ));
+        let long = format!(r#"{{"message": "{}", "code": 50035}}"#, "m".repeat(1000));
+        let r = Refusal::read(400, "POST", &HeaderMap::new(), long.as_bytes());
+        assert_eq!(r.message.chars().count(), 200);
     }
 
     #[test]
