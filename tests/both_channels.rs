@@ -137,3 +137,66 @@ async fn one_process_serves_telegram_and_discord_and_the_report_counts_both() {
         assert_eq!(one["csat_average"], score, "{channel}: {one}");
     }
 }
+
+/// Discord refuses its token while Telegram works: the error is logged when
+/// it happens, Telegram keeps serving, and the exit after SIGTERM says why
+/// (once more, as the process's result).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_that_fails_does_not_stop_the_other() {
+    let discord = Fake::start().await;
+    discord.fail_after(
+        0,
+        "GET",
+        "/users/@me",
+        401,
+        serde_json::json!({"message": "401: Unauthorized", "code": 0}),
+    );
+    let telegram = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = common::Served::start(
+        dir.path(),
+        &data,
+        &[
+            ("FRONTDESK_TELEGRAM_TOKEN", telegram_fake::TOKEN.to_string()),
+            (
+                "FRONTDESK_TELEGRAM_STAFF_CHAT",
+                telegram_fake::STAFF_CHAT.to_string(),
+            ),
+            ("FRONTDESK_TELEGRAM_API_URL", telegram.url.clone()),
+            ("FRONTDESK_DISCORD_TOKEN", discord_fake::TOKEN.to_string()),
+            (
+                "FRONTDESK_DISCORD_STAFF_CHANNEL",
+                discord_fake::STAFF.to_string(),
+            ),
+            ("FRONTDESK_DISCORD_API_URL", discord.api_url.clone()),
+        ],
+    );
+    let refused = "Discord refused the bot token";
+    telegram
+        .wait_for("the Discord failure logged", |_| {
+            served.log().contains(refused)
+        })
+        .await;
+    telegram.text(&LUCIA, "¿A qué hora abren?");
+    telegram
+        .wait_message(LUCIA.id, "¿Eso responde a tu pregunta?")
+        .await;
+    let log = served.log();
+    assert_eq!(log.matches(refused).count(), 1, "{log}");
+    assert!(log.contains("the other channels keep serving"), "{log}");
+
+    let (code, log) = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert_ne!(code, Some(0), "the run failed in part: {log}");
+    assert_eq!(log.matches(refused).count(), 2, "{log}");
+    assert!(
+        log.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("error: discord stopped: Discord refused the bot token"),
+        "{log}"
+    );
+}

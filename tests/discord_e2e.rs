@@ -591,6 +591,44 @@ async fn frontdesk_run_carries_the_whole_flow_and_the_report_counts_it() {
     assert_eq!(telegram["ratings"], 0, "{telegram}");
 }
 
+/// `frontdesk run` with Discord alone and a refused token: it exits at once
+/// with the reason, said once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frontdesk_run_with_a_refused_token_says_why_once() {
+    let fake = Fake::start().await;
+    fake.fail_after(
+        0,
+        "GET",
+        "/users/@me",
+        401,
+        json!({"message": "401: Unauthorized", "code": 0}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(
+        dir.path(),
+        &dir.path().join("data"),
+        &[
+            ("FRONTDESK_DISCORD_TOKEN", TOKEN.to_string()),
+            ("FRONTDESK_DISCORD_STAFF_CHANNEL", STAFF.to_string()),
+            ("FRONTDESK_DISCORD_API_URL", fake.api_url.clone()),
+        ],
+    );
+    let (code, log) = tokio::task::spawn_blocking(move || served.wait_exit())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(
+        log.matches("Discord refused the bot token").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("error: discord stopped: Discord refused"),
+        "{log}"
+    );
+    assert!(!log.contains("SeCrEt"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_channel_or_intent_stops_with_what_to_do() {
     let data = tempfile::tempdir().unwrap();
@@ -659,6 +697,81 @@ async fn a_refused_token_channel_or_intent_stops_with_what_to_do() {
         "{error}"
     );
     assert!(error.to_string().contains("MESSAGE CONTENT INTENT"));
+}
+
+/// Discord unreachable or failing at start (a dropped connection, then a 502,
+/// on the first call): the channel keeps trying and connects once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_unreachable_at_start_is_tried_again_until_it_answers() {
+    let data = tempfile::tempdir().unwrap();
+    let config = Config::default();
+    let knowledge = frontdesk::cli::load_knowledge(&config, &intents_dir()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(data.path()).unwrap());
+    let engine = Arc::new(Engine::new(
+        store,
+        knowledge,
+        EngineSettings::from_config(&config),
+    ));
+    let fake = Fake::start().await;
+    fake.state.lock().unwrap().hang_up = 1;
+    fake.fail_after(
+        0,
+        "GET",
+        "/users/@me",
+        502,
+        json!({"message": "Bad Gateway", "code": 0}),
+    );
+    let (trigger, shutdown) = Shutdown::new();
+    let channel = tokio::spawn(discord::run(
+        discord_config(&fake),
+        Dispatcher::new(engine),
+        shutdown,
+    ));
+    fake.wait_for("IDENTIFY after the failed attempts", |s| {
+        s.identify.first().cloned()
+    })
+    .await;
+    {
+        let s = fake.state.lock().unwrap();
+        let me: Vec<u16> = s
+            .calls
+            .iter()
+            .filter(|c| c.path == "/users/@me")
+            .map(|c| c.status)
+            .collect();
+        assert_eq!(me, [0, 502, 200], "dropped, refused, then accepted");
+    }
+    trigger.trigger();
+    tokio::time::timeout(WAIT, channel)
+        .await
+        .expect("the channel stops after shutdown")
+        .unwrap()
+        .unwrap();
+
+    // Shutdown while it waits to try again: a clean stop.
+    let fake = Fake::start().await;
+    fake.state.lock().unwrap().hang_up = usize::MAX;
+    let data = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(data.path()).unwrap());
+    let engine = Arc::new(Engine::new(
+        store,
+        frontdesk::cli::load_knowledge(&config, &intents_dir()).unwrap(),
+        EngineSettings::from_config(&config),
+    ));
+    let (trigger, shutdown) = Shutdown::new();
+    let channel = tokio::spawn(discord::run(
+        discord_config(&fake),
+        Dispatcher::new(engine),
+        shutdown,
+    ));
+    fake.wait_for("a first attempt", |s| s.calls.first().cloned())
+        .await;
+    trigger.trigger();
+    tokio::time::timeout(WAIT, channel)
+        .await
+        .expect("the channel stops while it waits to try again")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,10 @@
 //!
 //! [`serve`] starts every configured platform channel in one process over one
 //! engine and store, with the timer ticker (`[tickets] timer_interval`), and
-//! returns when all of them have stopped.
+//! returns when all of them have stopped. A channel that stops with an error
+//! does not stop the others: they keep serving their customers (Discord does
+//! not keep gateway events for a bot that is away, so stopping it would lose
+//! what its customers write meanwhile).
 
 pub mod console;
 pub mod discord;
@@ -42,8 +45,9 @@ pub enum ChannelError {
     },
 }
 
-/// Run every configured platform channel until `shutdown`; an error from one
-/// channel stops the others.
+/// Run every configured platform channel until `shutdown`. A channel that
+/// stops with an error is logged at once, and the others keep serving; the
+/// first error is returned once every channel has stopped.
 pub async fn serve(
     config: &Config,
     dispatcher: Dispatcher,
@@ -99,7 +103,10 @@ pub async fn serve(
     result
 }
 
-/// Wait for every channel task; the first error is returned (after the rest stopped).
+/// Wait for every channel task; the first error is returned after the rest
+/// stopped. An error while other channels still run is logged then (they keep
+/// running); the last channel's error is only returned (the caller prints it),
+/// so that it is not shown twice.
 async fn join_all(mut tasks: JoinSet<Result<(), ChannelError>>) -> Result<(), ChannelError> {
     let mut first_error = None;
     while let Some(result) = tasks.join_next().await {
@@ -110,7 +117,13 @@ async fn join_all(mut tasks: JoinSet<Result<(), ChannelError>>) -> Result<(), Ch
             })
         });
         if let Err(e) = result {
-            tracing::error!(error = %e, "a channel stopped");
+            if !tasks.is_empty() {
+                tracing::error!(
+                    error = %e,
+                    running = tasks.len(),
+                    "a channel stopped; the other channels keep serving"
+                );
+            }
             first_error.get_or_insert(e);
         }
     }

@@ -196,7 +196,7 @@ impl Shutdown {
 }
 
 /// Retry delays: 1 s, 2 s, 4 s … up to a minute.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.min(6)).min(Duration::from_secs(60))
 }
 

@@ -73,13 +73,27 @@ impl Served {
     }
 
     /// Stop it with SIGTERM and wait (bounded) for a successful exit; returns the log.
-    pub fn stop(mut self) -> String {
-        let mut child = self.child.take().unwrap();
+    pub fn stop(self) -> String {
+        let (code, log) = self.terminate();
+        assert_eq!(code, Some(0), "log:\n{log}");
+        log
+    }
+
+    /// Stop it with SIGTERM and wait (bounded) for it to exit; returns the
+    /// exit code and the log.
+    pub fn terminate(self) -> (Option<i32>, String) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
         let killed = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &pid])
             .status()
             .unwrap();
         assert!(killed.success());
+        self.wait_exit()
+    }
+
+    /// Wait (bounded) for it to exit by itself; returns the exit code and the log.
+    pub fn wait_exit(mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let exit = loop {
             if let Some(exit) = child.try_wait().unwrap() {
@@ -88,16 +102,11 @@ impl Served {
             if std::time::Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "frontdesk run did not stop after SIGTERM; log:\n{}",
-                    self.log()
-                );
+                panic!("frontdesk run did not stop; log:\n{}", self.log());
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
-        let log = self.log();
-        assert_eq!(exit.code(), Some(0), "log:\n{log}");
-        log
+        (exit.code(), self.log())
     }
 }
 

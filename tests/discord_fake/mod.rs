@@ -82,6 +82,9 @@ pub struct State {
     pub gateway_paths: Vec<String>,
     pub heartbeats: usize,
     pub next_id: u64,
+    /// REST requests still to be dropped unanswered (the connection closed
+    /// after the request was read): a network error for the client.
+    pub hang_up: usize,
     /// Close the gateway with 4014 (disallowed intents) after IDENTIFY, as
     /// Discord does when MESSAGE CONTENT is not enabled in the portal.
     pub refuse_intents: bool,
@@ -374,6 +377,23 @@ async fn rest_connection(
             return;
         }
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        {
+            let mut state = state.lock().unwrap();
+            if state.hang_up > 0 {
+                state.hang_up -= 1;
+                let path = target.split('?').next().unwrap_or_default();
+                state.calls.push(Call {
+                    method,
+                    path: path.strip_prefix("/api/v10").unwrap_or(path).to_string(),
+                    status: 0,
+                    body,
+                    id: None,
+                });
+                drop(state);
+                changed.notify_waiters();
+                return;
+            }
+        }
         let (status, headers, response) = {
             let mut state = state.lock().unwrap();
             route(&mut state, &ws_url, &method, &target, &body)

@@ -247,8 +247,10 @@ pub(crate) async fn meta_id(
 }
 
 /// Run the Discord channel until `shutdown`: connect, handle events, deliver
-/// actions. Returns Ok after a graceful stop, Err when Discord refuses the
-/// configuration or the gateway stops for good.
+/// actions. While Discord cannot be reached at start it keeps trying, with
+/// backoff, and logs each attempt (like serenity's reconnects later). Returns
+/// Ok after a graceful stop, Err when Discord refuses the configuration or
+/// the gateway stops for good.
 pub async fn run(
     config: DiscordConfig,
     dispatcher: Dispatcher,
@@ -261,10 +263,8 @@ pub async fn run(
         .map(|u| format!(" at {}", proxy_base(u)))
         .unwrap_or_default();
     let http = http_client(&config);
-    let checks = check(&http, settings.staff_channel, where_);
-    tokio::select! {
-        checked = checks => checked?,
-        _ = shutdown.wait() => return Ok(()),
+    if !check_until_ok(&http, settings.staff_channel, &where_, &mut shutdown).await? {
+        return Ok(());
     }
     if !settings.restricted() {
         tracing::warn!(
@@ -352,31 +352,92 @@ pub async fn run(
     result
 }
 
+/// The startup checks, tried again with backoff (1 s, 2 s … a minute) while
+/// Discord cannot be reached or answers with an error that may pass (408,
+/// 429, 5xx), saying so in the log each time; a refusal (a wrong token, a
+/// staff channel the bot cannot see, another 4xx) stops at once. Ok(false)
+/// when shutdown came first.
+async fn check_until_ok(
+    http: &Http,
+    staff_channel: u64,
+    where_: &str,
+    shutdown: &mut Shutdown,
+) -> Result<bool, DiscordError> {
+    let mut attempt = 0;
+    loop {
+        let checked = tokio::select! {
+            checked = check(http, staff_channel, where_.to_string()) => checked,
+            _ = shutdown.wait() => return Ok(false),
+        };
+        match checked {
+            Ok(()) => return Ok(true),
+            Err(Failed {
+                error,
+                passing: true,
+            }) => {
+                let wait = super::runtime::backoff(attempt);
+                attempt += 1;
+                tracing::warn!(
+                    error = %error, attempt, retry_in_s = wait.as_secs(),
+                    "Discord: cannot connect yet; trying again"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.wait() => return Ok(false),
+                }
+            }
+            Err(Failed { error, .. }) => return Err(error),
+        }
+    }
+}
+
+/// A failed startup check, and whether it may pass by itself.
+struct Failed {
+    error: DiscordError,
+    passing: bool,
+}
+
+/// Whether a failed call may succeed later without a change on our side:
+/// no answer at all, or 408, 429, 5xx.
+fn may_pass(e: &serenity::Error) -> bool {
+    match status(e) {
+        None => !matches!(e, serenity::Error::Json(_) | serenity::Error::Model(_)),
+        Some(code) => matches!(code, 408 | 429 | 500..=599),
+    }
+}
+
 /// Startup checks: the token is accepted and the staff channel is visible.
-async fn check(http: &Http, staff_channel: u64, where_: String) -> Result<(), DiscordError> {
+async fn check(http: &Http, staff_channel: u64, where_: String) -> Result<(), Failed> {
+    let unreachable = |e: &serenity::Error, where_: &str| Failed {
+        error: DiscordError::Unreachable {
+            where_: where_.to_string(),
+            reason: describe(e),
+        },
+        passing: may_pass(e),
+    };
     let me = http
         .get_current_user()
         .await
         .map_err(|e| match status(&e) {
-            Some(401) => DiscordError::Unauthorized,
-            _ => DiscordError::Unreachable {
-                where_: where_.clone(),
-                reason: describe(&e),
+            Some(401) => Failed {
+                error: DiscordError::Unauthorized,
+                passing: false,
             },
+            _ => unreachable(&e, &where_),
         })?;
     tracing::info!(bot = %me.name, id = me.id.get(), "Discord: token accepted");
     http.get_channel(ChannelId::new(staff_channel))
         .await
         .map(|_| ())
         .map_err(|e| match status(&e) {
-            Some(403 | 404) => DiscordError::StaffChannel {
-                channel: staff_channel,
-                reason: describe(&e),
+            Some(403 | 404) => Failed {
+                error: DiscordError::StaffChannel {
+                    channel: staff_channel,
+                    reason: describe(&e),
+                },
+                passing: false,
             },
-            _ => DiscordError::Unreachable {
-                where_,
-                reason: describe(&e),
-            },
+            _ => unreachable(&e, &where_),
         })
 }
 
