@@ -830,15 +830,21 @@ mod tests {
         let two = Some(Duration::from_secs(2));
         assert_eq!(Config::default().intents_reload(), two);
         assert_eq!(
-            parse("intents_reload = \"10s\"\n").unwrap().intents_reload(),
+            parse("intents_reload = \"10s\"\n")
+                .unwrap()
+                .intents_reload(),
             Some(Duration::from_secs(10))
         );
         assert_eq!(
-            parse("intents_reload = \"off\"\n").unwrap().intents_reload(),
+            parse("intents_reload = \"off\"\n")
+                .unwrap()
+                .intents_reload(),
             None
         );
         assert_eq!(
-            parse("intents_reload = \" Never \"\n").unwrap().intents_reload(),
+            parse("intents_reload = \" Never \"\n")
+                .unwrap()
+                .intents_reload(),
             None
         );
         for (text, says) in [
@@ -847,7 +853,10 @@ mod tests {
             ("intents_reload = \"soon\"", "not a duration"),
             ("intents_reload = \"\"", "not a duration"),
             ("intents_reload = \"500ms\"", "not a duration"),
-            ("intents_reload = \"99999999999999999999d\"", "not a duration"),
+            (
+                "intents_reload = \"99999999999999999999d\"",
+                "not a duration",
+            ),
         ] {
             let err = parse(&format!("languages = [\"en\"]\n{text}\n")).unwrap_err();
             assert!(
