@@ -16,6 +16,8 @@ use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineSettings, Knowledge};
 use crate::intents::{IntentSet, IntentsError};
 use crate::model::CustomerKey;
+use crate::nlu::embed::MatcherFactory;
+use crate::reload::{Reloader, Snapshot, Watcher};
 use crate::report::{Filter, Report, ReportOptions, tickets_text};
 use crate::store::{CustomerRecords, SledStore, Store, StoreError};
 
@@ -352,6 +354,17 @@ fn data_dir(config: &Config, arg: &DataArg) -> PathBuf {
 
 /// Load the intents and build the matcher, or fail saying why.
 pub fn load_knowledge(config: &Config, dir: &Path) -> Result<Knowledge, CliError> {
+    let matchers = MatcherFactory::new(config.matcher, config.matcher_model.as_deref());
+    Ok(build_knowledge(config, &matchers, dir)?)
+}
+
+/// Load the intents of `dir` and build their matcher with `matchers`: what
+/// the bot starts with, and what every hot reload runs.
+pub fn build_knowledge(
+    config: &Config,
+    matchers: &MatcherFactory,
+    dir: &Path,
+) -> Result<Knowledge, IntentsError> {
     let started = Instant::now();
     let intents = IntentSet::load_dir(dir, &config.languages)?;
     if !intents.warnings.is_empty() {
@@ -360,11 +373,7 @@ pub fn load_knowledge(config: &Config, dir: &Path) -> Result<Knowledge, CliError
             "the intents have warnings; `frontdesk check` lists them"
         );
     }
-    let matcher = crate::nlu::embed::build_matcher(
-        intents.training_data(),
-        config.matcher,
-        config.matcher_model.as_deref(),
-    );
+    let matcher = matchers.build(intents.training_data());
     let knowledge = Knowledge { intents, matcher };
     tracing::info!(
         intents = knowledge.intents.len(),
@@ -374,10 +383,69 @@ pub fn load_knowledge(config: &Config, dir: &Path) -> Result<Knowledge, CliError
     Ok(knowledge)
 }
 
+/// The bot's intents, loaded from `dir`, and what hot reload needs to load
+/// them again: the directory's state before loading and the matcher factory
+/// (with the model, if any, loaded once).
+struct Loaded {
+    knowledge: Knowledge,
+    dir: PathBuf,
+    snapshot: Snapshot,
+    matchers: MatcherFactory,
+}
+
+fn load_for_serving(config: &Config, dir: PathBuf) -> Result<Loaded, CliError> {
+    // Looked at before loading: a change made during the load is seen.
+    let snapshot = Snapshot::take(&dir);
+    let matchers = MatcherFactory::new(config.matcher, config.matcher_model.as_deref());
+    let knowledge = build_knowledge(config, &matchers, &dir)?;
+    Ok(Loaded {
+        knowledge,
+        dir,
+        snapshot,
+        matchers,
+    })
+}
+
+/// Starts hot reload of the intents into `engine`, unless `intents_reload`
+/// is off. The watcher stops when dropped.
+fn watch_intents(
+    config: &Config,
+    engine: &Arc<Engine>,
+    dir: PathBuf,
+    snapshot: Snapshot,
+    matchers: MatcherFactory,
+) -> Option<Watcher> {
+    let interval = config.intents_reload()?;
+    let load_config = config.clone();
+    let reloader = Reloader::new(
+        engine.clone(),
+        dir,
+        Box::new(move |dir: &Path| build_knowledge(&load_config, &matchers, dir)),
+    );
+    match Watcher::start(reloader, snapshot, interval) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the intents: changed intent files need a restart");
+            None
+        }
+    }
+}
+
 fn chat(config: Config, args: ChatArgs) -> Result<ExitCode, CliError> {
-    let knowledge = load_knowledge(&config, &intents_dir(&config, &args.intents))?;
+    let loaded = load_for_serving(&config, intents_dir(&config, &args.intents))?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir(&config, &args.data))?);
-    let engine = Engine::new(store, knowledge, EngineSettings::from_config(&config));
+    let engine = Arc::new(Engine::new(
+        store,
+        loaded.knowledge,
+        EngineSettings::from_config(&config),
+    ));
+    let _watcher = watch_intents(
+        &config,
+        &engine,
+        loaded.dir,
+        loaded.snapshot,
+        loaded.matchers,
+    );
     let identity = ConsoleIdentity {
         customer_id: args.customer_id,
         customer_name: args.customer_name,
@@ -397,13 +465,21 @@ fn serve(config: Config, args: RunArgs) -> Result<ExitCode, CliError> {
     if !config.telegram.enabled() && !config.discord.enabled() {
         return Err(crate::channels::ChannelError::NoChannel.into());
     }
-    let knowledge = load_knowledge(&config, &intents_dir(&config, &args.intents))?;
+    let loaded = load_for_serving(&config, intents_dir(&config, &args.intents))?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir(&config, &args.data))?);
     let engine = Arc::new(Engine::new(
         store,
-        knowledge,
+        loaded.knowledge,
         EngineSettings::from_config(&config),
     ));
+    // Rebuilds run on the watcher's own thread, not on the runtime's workers.
+    let _watcher = watch_intents(
+        &config,
+        &engine,
+        loaded.dir,
+        loaded.snapshot,
+        loaded.matchers,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

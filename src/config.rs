@@ -160,6 +160,9 @@ pub enum ConfigError {
 pub struct Config {
     /// Directory of intent files (default `intents`).
     pub intents: PathBuf,
+    /// How often `run` and `chat` look for changed intent files (default
+    /// `"2s"`; `"off"`: never). See [`Config::intents_reload`].
+    pub intents_reload: String,
     /// Directory of the embedded database (default `frontdesk-data`).
     pub data: PathBuf,
     /// The language used when nothing better is known (default `en`).
@@ -193,6 +196,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             intents: PathBuf::from("intents"),
+            intents_reload: "2s".into(),
             data: PathBuf::from("frontdesk-data"),
             default_language: "en".into(),
             languages: vec!["en".into(), "es".into(), "it".into()],
@@ -348,6 +352,20 @@ fn parse_optional_duration(text: &str) -> Result<Option<Duration>, String> {
     parse_duration(t)
         .map(Some)
         .map_err(|m| format!("{m}, or \"off\""))
+}
+
+/// The longest `intents_reload` interval accepted.
+const MAX_RELOAD_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// `intents_reload`: a duration from one second to an hour, or `"off"`.
+fn parse_reload_interval(text: &str) -> Result<Option<Duration>, String> {
+    let interval = parse_optional_duration(text)?;
+    match interval {
+        Some(d) if d > MAX_RELOAD_INTERVAL => Err(format!(
+            "\"{text}\" is longer than an hour: changed intents would wait that long; write \"2s\", or \"off\" to never reload"
+        )),
+        _ => Ok(interval),
+    }
 }
 
 impl TicketsConfig {
@@ -608,6 +626,12 @@ impl Config {
         }
     }
 
+    /// How often the running bot looks for changed intent files, `None`
+    /// when hot reload is off (validated at load).
+    pub fn intents_reload(&self) -> Option<Duration> {
+        parse_reload_interval(&self.intents_reload).unwrap_or(Some(Duration::from_secs(2)))
+    }
+
     /// The business-hours calendar of `[hours]`; errors are (key, message).
     pub fn business_hours(&self) -> Result<BusinessHours, (String, String)> {
         self.hours.build().map_err(|(key, message)| {
@@ -647,6 +671,7 @@ impl Config {
                 ),
             ));
         }
+        parse_reload_interval(&self.intents_reload).map_err(|m| ("intents_reload".into(), m))?;
         if let Err(e) = self.matcher.validate() {
             let key = match &e {
                 crate::nlu::ConfigError::OutOfRange { name, .. } => (*name).to_string(),
@@ -798,6 +823,49 @@ mod tests {
         let text = include_str!("../frontdesk.toml");
         let config = parse(text).expect("frontdesk.toml must stay valid");
         assert_eq!(config.default_language, "en");
+    }
+
+    #[test]
+    fn intents_reload_defaults_to_two_seconds_and_is_validated() {
+        let two = Some(Duration::from_secs(2));
+        assert_eq!(Config::default().intents_reload(), two);
+        assert_eq!(
+            parse("intents_reload = \"10s\"\n")
+                .unwrap()
+                .intents_reload(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse("intents_reload = \"off\"\n")
+                .unwrap()
+                .intents_reload(),
+            None
+        );
+        assert_eq!(
+            parse("intents_reload = \" Never \"\n")
+                .unwrap()
+                .intents_reload(),
+            None
+        );
+        for (text, says) in [
+            ("intents_reload = \"0s\"", "not a duration"),
+            ("intents_reload = \"2h\"", "longer than an hour"),
+            ("intents_reload = \"soon\"", "not a duration"),
+            ("intents_reload = \"\"", "not a duration"),
+            ("intents_reload = \"500ms\"", "not a duration"),
+            (
+                "intents_reload = \"99999999999999999999d\"",
+                "not a duration",
+            ),
+        ] {
+            let err = parse(&format!("languages = [\"en\"]\n{text}\n")).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "intents_reload"),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains(says), "{text}: {err}");
+        }
+        assert!(parse("intents_reload = 2\n").is_err());
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! - [`eval`]: measuring the matcher on labelled data (`frontdesk eval`).
 //! - [`hours`]: business hours and the calendar arithmetic of ticket clocks.
 //! - [`sla`]: response-time targets, each ticket's clock, the reminder schedule.
+//! - [`reload`]: hot reload of the intents while the bot runs.
 //! - [`config`]: the configuration file, frontdesk.toml.
 //! - [`cli`]: the command line.
 //!
@@ -40,6 +41,7 @@ pub mod hours;
 pub mod intents;
 pub mod model;
 pub mod nlu;
+pub mod reload;
 pub mod report;
 pub mod sla;
 pub mod store;

@@ -221,6 +221,63 @@ mod tests {
     }
 
     #[test]
+    fn spanish_and_italian_capitals_fold_like_small_letters() {
+        assert_eq!(
+            normalize("¿QUÉ PASA CON MI PEDIDO?"),
+            normalize("que pasa con mi pedido")
+        );
+        assert_eq!(
+            normalize("PERCHÉ È ARRIVATO ROTTO?"),
+            "perche e arrivato rotto"
+        );
+        assert_eq!(normalize("ÀÈÌÒÙ àèìòù ÁÉÍÓÚÜÑ"), "aeiou aeiou aeiouun");
+        assert_eq!(normalize("DEVOLUCIÓN"), normalize("devolución"));
+    }
+
+    #[test]
+    fn right_to_left_scripts_stay_letters() {
+        // Arabic comma and question mark are punctuation.
+        assert_eq!(normalize("مرحبا، أين طلبي؟"), "مرحبا أين طلبي");
+        assert_eq!(normalize("שלום, עולם!"), "שלום עולם");
+        // Bidi controls never end up inside a token.
+        let n = normalize("\u{202B}hola\u{202C} \u{200F}mundo\u{2067}!\u{2069}");
+        assert_eq!(n, "hola mundo");
+        // Mixed directions in one message keep their order.
+        assert_eq!(
+            toks("order 123 طلب ٣ please"),
+            ["order", "123", "طلب", "٣", "please"]
+        );
+    }
+
+    #[test]
+    fn mixed_scripts_in_one_word_stay_one_token() {
+        assert_eq!(toks("zdravoмир"), ["zdravoмир"]);
+        assert_eq!(toks("iPhone版 ok"), ["iphone版", "ok"]);
+        assert_eq!(toks("Ｐｅｄｉｄｏ１２"), ["pedido12"]);
+    }
+
+    #[test]
+    fn more_emoji_sequences_become_spaces() {
+        // Flags (regional indicators), tag sequences, skin tones, hearts.
+        assert_eq!(normalize("hola🇪🇸amigo"), "hola amigo");
+        assert_eq!(
+            normalize("go🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}home"),
+            "go home"
+        );
+        assert_eq!(normalize("ok👋🏿bye"), "ok bye");
+        assert_eq!(normalize("❤\u{FE0F}\u{200D}🔥"), "");
+        assert_eq!(normalize("grazie🙏🏻🙏🏻"), "grazie");
+    }
+
+    #[test]
+    fn unicode_spaces_separate_words() {
+        assert_eq!(
+            normalize("a\u{00A0}b\u{2009}c\u{202F}d\u{3000}e\u{2028}f\u{0085}g"),
+            "a b c d e f g"
+        );
+    }
+
+    #[test]
     fn invisible_characters_do_not_split_words() {
         assert_eq!(normalize("ship\u{00AD}ping"), "shipping");
         assert_eq!(normalize("\u{FEFF}hello\u{200B}"), "hello");

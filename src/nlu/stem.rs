@@ -215,6 +215,84 @@ mod tests {
     }
 
     #[test]
+    fn english_word_families_conflate() {
+        let st = Stemmers::new();
+        let groups: &[&[&str]] = &[
+            &["delivery", "deliveries"],
+            &["cancel", "cancelled", "cancelling", "cancels"],
+            &["refund", "refunds", "refunded", "refunding"],
+            &["payment", "payments"],
+            &["arrive", "arrived", "arriving", "arrives"],
+            &["charge", "charged", "charges", "charging"],
+        ];
+        for group in groups {
+            let stems: Vec<_> = group.iter().map(|w| st.stem("en", w)).collect();
+            assert!(
+                stems.windows(2).all(|p| p[0] == p[1]),
+                "{group:?} → {stems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn spanish_and_italian_verb_forms_conflate() {
+        let st = Stemmers::new();
+        let groups: &[(&str, &[&str])] = &[
+            ("es", &["cancelar", "cancelado", "cancelada", "cancelo"]),
+            ("es", &["pagar", "pagado", "pagada"]),
+            ("it", &["spedire", "spedito", "spedita", "spediti"]),
+            ("it", &["pagare", "pagato", "pagata"]),
+            ("it", &["annullare", "annullato", "annullata"]),
+        ];
+        for (lang, group) in groups {
+            let stems: Vec<_> = group
+                .iter()
+                .map(|w| st.stem(lang, &normalize(w)).into_owned())
+                .collect();
+            assert!(
+                stems.windows(2).all(|p| p[0] == p[1]),
+                "{lang} {group:?} → {stems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn region_codes_pick_the_language() {
+        let st = Stemmers::new();
+        for (region, lang) in [
+            ("es-MX", "es"),
+            ("es_AR", "es"),
+            ("IT-ch", "it"),
+            ("en-GB", "en"),
+        ] {
+            assert!(st.supports(region), "{region}");
+            assert_eq!(
+                st.stem(region, "pedidos"),
+                st.stem(lang, "pedidos"),
+                "{region}"
+            );
+            assert_eq!(
+                st.stem(region, "spedizioni"),
+                st.stem(lang, "spedizioni"),
+                "{region}"
+            );
+        }
+        assert!(!st.supports("esp"));
+        assert!(!st.supports("-es"));
+    }
+
+    #[test]
+    fn stems_expect_normalised_words() {
+        // The matcher stems the output of `normalize`: lower case, folded.
+        // Anything else that is not ASCII is left alone, never mangled.
+        let st = Stemmers::new();
+        assert_eq!(st.stem("es", "envío"), "envío");
+        assert_eq!(st.stem("es", &normalize("envíos")), st.stem("es", "envio"));
+        assert_eq!(st.stem("it", "città"), "città");
+        assert_eq!(st.stem("it", &normalize("CITTÀ")), st.stem("it", "citta"));
+    }
+
+    #[test]
     fn spanish_folded_words_still_stem() {
         let st = Stemmers::new();
         // With and without accents, singular and plural, land on one stem.

@@ -265,21 +265,78 @@ pub fn build_matcher(
     config: MatcherConfig,
     model: Option<&Path>,
 ) -> Matcher {
-    let Some(dir) = model else {
-        tracing::info!("no [matcher] model configured: answering with the lexical matcher");
-        return Matcher::build(intents, config);
-    };
-    match load(dir) {
-        Ok(embedder) => {
-            tracing::info!(model = %embedder.describe(), "semantic tier on");
-            Matcher::build_semantic(intents, config, embedder, SemanticSettings::default())
+    MatcherFactory::new(config, model).build(intents)
+}
+
+/// Builds the bot's matchers: the thresholds, and the embedder of the
+/// semantic tier loaded once. The bot's first matcher and every hot reload
+/// come from the same factory, so a reload never loads the model again.
+#[derive(Clone)]
+pub struct MatcherFactory {
+    config: MatcherConfig,
+    embedder: Option<Arc<dyn Embedder>>,
+}
+
+impl std::fmt::Debug for MatcherFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatcherFactory")
+            .field("config", &self.config)
+            .field("embedder", &self.embedder.as_ref().map(|e| e.describe()))
+            .finish()
+    }
+}
+
+impl MatcherFactory {
+    /// Loads the model in `model`, if one is given. The log says once which
+    /// matcher the bot answers with; a model that fails to load is a warning
+    /// naming the file, and the factory builds lexical matchers.
+    pub fn new(config: MatcherConfig, model: Option<&Path>) -> MatcherFactory {
+        let embedder = match model {
+            None => {
+                tracing::info!("no [matcher] model configured: answering with the lexical matcher");
+                None
+            }
+            Some(dir) => match load(dir) {
+                Ok(embedder) => {
+                    tracing::info!(model = %embedder.describe(), "semantic tier on");
+                    Some(embedder)
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        "the semantic tier is off: answering with the lexical matcher"
+                    );
+                    None
+                }
+            },
+        };
+        MatcherFactory { config, embedder }
+    }
+
+    /// A factory for lexical matchers with these thresholds (no model).
+    pub fn lexical(config: MatcherConfig) -> MatcherFactory {
+        MatcherFactory {
+            config,
+            embedder: None,
         }
-        Err(error) => {
-            tracing::warn!(
-                %error,
-                "the semantic tier is off: answering with the lexical matcher"
-            );
-            Matcher::build(intents, config)
+    }
+
+    /// The embedder of the semantic tier, when it is on.
+    pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.embedder.as_ref()
+    }
+
+    /// Builds a matcher for `intents`, with the semantic tier when the
+    /// model loaded (the same embedder every time).
+    pub fn build(&self, intents: Vec<TrainingIntent>) -> Matcher {
+        match &self.embedder {
+            Some(embedder) => Matcher::build_semantic(
+                intents,
+                self.config,
+                embedder.clone(),
+                SemanticSettings::default(),
+            ),
+            None => Matcher::build(intents, self.config),
         }
     }
 }
