@@ -23,7 +23,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Matcher, MatcherConfig, TrainingIntent};
+use super::calibrate::{self, Calibration, EmbeddingCache, MatcherSettings};
+use super::{Matcher, TrainingIntent};
 
 #[cfg(feature = "semantic")]
 pub mod bert;
@@ -257,31 +258,63 @@ pub fn load(dir: &Path) -> Result<Arc<dyn Embedder>, EmbedError> {
 }
 
 /// The matcher the bot answers with: with the semantic tier when `model`
-/// is given and loads, else the lexical matcher. Either way the log says
-/// once which one (a model that fails to load is a warning naming the file;
-/// the bot still starts).
+/// is given and loads, else the lexical matcher, its thresholds calibrated
+/// as `settings` say ([`super::calibrate`]). Either way the log says once
+/// which one (a model that fails to load is a warning naming the file; the
+/// bot still starts).
 pub fn build_matcher(
     intents: Vec<TrainingIntent>,
-    config: MatcherConfig,
+    settings: impl Into<MatcherSettings>,
     model: Option<&Path>,
 ) -> Matcher {
+    build_calibrated(intents, &settings.into(), model).0
+}
+
+/// [`build_matcher`], with how its thresholds were chosen.
+pub fn build_calibrated(
+    intents: Vec<TrainingIntent>,
+    settings: &MatcherSettings,
+    model: Option<&Path>,
+) -> (Matcher, Calibration) {
     let Some(dir) = model else {
         tracing::info!("no [matcher] model configured: answering with the lexical matcher");
-        return Matcher::build(intents, config);
+        return calibrate::build(intents, settings);
     };
     match load(dir) {
         Ok(embedder) => {
             tracing::info!(model = %embedder.describe(), "semantic tier on");
-            Matcher::build_semantic(intents, config, embedder, SemanticSettings::default())
+            build_semantic(intents, settings, embedder, SemanticSettings::default())
         }
         Err(error) => {
             tracing::warn!(
                 %error,
                 "the semantic tier is off: answering with the lexical matcher"
             );
-            Matcher::build(intents, config)
+            calibrate::build(intents, settings)
         }
     }
+}
+
+/// Calibrates and builds a matcher with the semantic tier; every example is
+/// embedded once (an [`EmbeddingCache`] serves the calibration rounds and
+/// the final build, then lets go of the vectors).
+pub fn build_semantic(
+    intents: Vec<TrainingIntent>,
+    settings: &MatcherSettings,
+    embedder: Arc<dyn Embedder>,
+    semantic: SemanticSettings,
+) -> (Matcher, Calibration) {
+    let texts: Vec<&str> = intents
+        .iter()
+        .flat_map(|i| i.examples.iter().map(|e| e.text.as_str()))
+        .collect();
+    let cache = Arc::new(EmbeddingCache::new(embedder, &texts));
+    let shared: Arc<dyn Embedder> = cache.clone();
+    let built = calibrate::build_with(intents, settings, &|intents, config| {
+        Matcher::build_semantic(intents, config, shared.clone(), semantic)
+    });
+    cache.release();
+    built
 }
 
 /// Whether this build has the semantic tier.
