@@ -243,7 +243,21 @@ where
             "`model` must be a directory path in quotes, e.g. model = \"models/minilm-static\"",
         ));
     }
-    MatcherSettings::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)
+    MatcherSettings::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        // The error of a re-read table has no position: name the key.
+        let key = table.keys().find(|k| {
+            let one: toml::Table = table
+                .iter()
+                .filter(|(other, _)| other == k)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            MatcherSettings::deserialize(toml::Value::Table(one)).is_err()
+        });
+        match key {
+            Some(key) => D::Error::custom(format!("`{key}`: {e}")),
+            None => D::Error::custom(e),
+        }
+    })
 }
 
 /// Only `[matcher] model` of a configuration file.
@@ -906,9 +920,18 @@ mod tests {
                 "between 0 and 1",
             ),
             ("[matcher]\nambiguity_margin = 2\n", 2, "between 0 and 1"),
-            ("[matcher]\ncalibrate = \"yes\"\n", 2, "boolean"),
-            ("[matcher]\nanswer_threshold = \"high\"\n", 2, "f32"),
-            ("[matcher]\ncalibrated = true\n", 2, "calibrated"),
+            // Type errors point at the table and name the key.
+            (
+                "[matcher]\ncalibrate = \"yes\"\n",
+                1,
+                "`calibrate`: invalid type",
+            ),
+            (
+                "[matcher]\nanswer_threshold = \"high\"\n",
+                1,
+                "`answer_threshold`: invalid type",
+            ),
+            ("[matcher]\ncalibrated = true\n", 1, "calibrated"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(
