@@ -539,9 +539,9 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
         }
     };
     let started = Instant::now();
-    let matcher = crate::nlu::embed::build_matcher(
+    let (matcher, calibration) = crate::nlu::embed::build_calibrated(
         intents.training_data(),
-        config.matcher,
+        &config.matcher,
         config.matcher_model.as_deref(),
     );
     let knowledge = Knowledge { intents, matcher };
@@ -588,6 +588,7 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
             .semantic()
             .map_or_else(String::new, |s| format!(", semantic tier: {s}"))
     )?;
+    writeln!(out, "  thresholds: {}", calibration.describe())?;
     let mut warnings: Vec<String> = intents.warnings.iter().map(|w| w.to_string()).collect();
     if let Some(model) = &config.matcher_model
         && knowledge.matcher.semantic().is_none()
@@ -827,6 +828,18 @@ fn forget(config: Config, args: ForgetArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Figures at the fixed default thresholds (answer 0.5, unknown below 0.3),
+/// next to the calibrated ones in the same run.
+#[derive(Debug, serde::Serialize)]
+struct AtDefaults {
+    threshold: f32,
+    answer_threshold: f32,
+    in_scope_accuracy: f64,
+    oos_recall: Option<f64>,
+    oos_precision: Option<f64>,
+    holdout: Option<crate::eval::Holdout>,
+}
+
 /// What `frontdesk eval --json` prints.
 #[derive(Debug, serde::Serialize)]
 struct EvalReport {
@@ -847,8 +860,19 @@ struct EvalReport {
     oos_precision: Option<f64>,
     overall_accuracy: f64,
     threshold: f32,
+    /// `dev`, or where the bot's unknown threshold came from:
+    /// `calibrated`, `config` or `defaults`.
     threshold_source: &'static str,
+    /// The bot's answer threshold (answer outright from it).
+    answer_threshold: f32,
+    /// From examples to a ready matcher, calibration included.
     build_seconds: f64,
+    /// Of `build_seconds`, the calibration of the thresholds.
+    calibration_seconds: f64,
+    /// How the thresholds were chosen.
+    calibration: crate::nlu::Calibration,
+    /// The same matcher's figures at the fixed default thresholds.
+    at_defaults: AtDefaults,
     #[serde(skip_serializing_if = "Option::is_none")]
     model_load_seconds: Option<f64>,
     queries_per_second: f64,
@@ -956,12 +980,12 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
         language: &language,
     };
     let lexical_build = |intents: Vec<crate::nlu::TrainingIntent>| {
-        crate::nlu::Matcher::build(intents, config.matcher)
+        crate::nlu::calibrate::build(intents, &config.matcher)
     };
     let mut report = evaluate(&setup, "lexical", None, &lexical_build, &progress)?;
     if let Some((embedder, settings, load_seconds)) = semantic {
         let semantic_build = |intents: Vec<crate::nlu::TrainingIntent>| {
-            crate::nlu::Matcher::build_semantic(intents, config.matcher, embedder.clone(), settings)
+            crate::nlu::embed::build_semantic(intents, &config.matcher, embedder.clone(), settings)
         };
         let name = format!(
             "semantic: {} (features ×{}, ensemble {})",
@@ -1032,7 +1056,9 @@ fn evaluate(
     setup: &EvalSetup<'_>,
     name: &str,
     model_load_seconds: Option<f64>,
-    build: &dyn Fn(Vec<crate::nlu::TrainingIntent>) -> crate::nlu::Matcher,
+    build: &dyn Fn(
+        Vec<crate::nlu::TrainingIntent>,
+    ) -> (crate::nlu::Matcher, crate::nlu::Calibration),
     progress: &dyn Fn(&str),
 ) -> Result<EvalReport, CliError> {
     use crate::eval as ev;
@@ -1051,8 +1077,12 @@ fn evaluate(
         training.len()
     ));
     let started = Instant::now();
-    let matcher = build(training.to_vec());
+    let (matcher, calibration) = build(training.to_vec());
     let build_seconds = started.elapsed().as_secs_f64();
+    progress(&format!(
+        "built in {build_seconds:.2} s; thresholds: {}",
+        calibration.describe()
+    ));
     // A rows file evaluates in its language; an intent set in whatever the
     // customer writes (no hint), as the bot does.
     let hint = train_rows.map(|_| language);
@@ -1066,8 +1096,12 @@ fn evaluate(
             let p = ev::predict(&matcher, dev, hint);
             (ev::pick_threshold(dev, &p), "dev")
         }
-        None => (matcher.config().suggest_threshold, "operating point"),
+        None => (
+            matcher.config().suggest_threshold,
+            calibration.suggest_source.as_str(),
+        ),
     };
+    let defaults = crate::nlu::MatcherConfig::default();
     progress(&format!("classifying {} test rows…", test.len()));
     let predictions = ev::predict(&matcher, test, hint);
     let accuracy = ev::accuracy(test, &predictions, threshold);
@@ -1083,19 +1117,34 @@ fn evaluate(
                 "holding a quarter of the intents out, {} splits…",
                 args.holdout_splits
             ));
-            Some(ev::holdout_with(
+            // Each split's matcher is calibrated on its own intents, as
+            // the bot's would be; the default threshold on the same one.
+            let figures = ev::holdout_compared(
                 rows,
                 test,
                 language,
-                build,
+                &|intents| build(intents).0,
                 args.holdout_splits,
                 0.25,
-                &|m: &crate::nlu::Matcher| m.config().suggest_threshold,
-            ))
+                &|m: &crate::nlu::Matcher| {
+                    vec![m.config().suggest_threshold, defaults.suggest_threshold]
+                },
+            );
+            Some((figures[0], figures[1]))
         }
         _ => None,
     };
     let _ = config;
+    let fixed = ev::accuracy(test, &predictions, defaults.suggest_threshold);
+    let at_defaults = AtDefaults {
+        threshold: defaults.suggest_threshold,
+        answer_threshold: defaults.answer_threshold,
+        in_scope_accuracy: fixed.in_scope_accuracy,
+        oos_recall: fixed.oos_recall,
+        oos_precision: fixed.oos_precision,
+        holdout: holdout.map(|h| h.1),
+    };
+    let holdout = holdout.map(|h| h.0);
     Ok(EvalReport {
         matcher: name.to_string(),
         train: args.train.as_ref().map(|p| p.display().to_string()),
@@ -1114,7 +1163,11 @@ fn evaluate(
         overall_accuracy: accuracy.overall_accuracy,
         threshold,
         threshold_source,
+        answer_threshold: matcher.config().answer_threshold,
         build_seconds,
+        calibration_seconds: calibration.seconds,
+        calibration,
+        at_defaults,
         model_load_seconds,
         queries_per_second: speed.queries_per_second,
         p50_micros: speed.p50_micros,
@@ -1135,7 +1188,7 @@ fn print_eval(out: &mut impl Write, report: &EvalReport) -> Result<(), CliError>
     writeln!(out, "== {}", report.matcher)?;
     writeln!(
         out,
-        "matcher: {} intents, {} examples ({}{}), built in {:.3} s{}",
+        "matcher: {} intents, {} examples ({}{}), built in {:.3} s (calibration {:.3} s){}",
         report.intents,
         report.training_examples,
         report.language,
@@ -1143,6 +1196,7 @@ fn print_eval(out: &mut impl Write, report: &EvalReport) -> Result<(), CliError>
             .few_shot
             .map_or_else(String::new, |n| format!(", few-shot: first {n} per intent")),
         report.build_seconds,
+        report.calibration_seconds,
         report
             .model_load_seconds
             .map_or_else(String::new, |s| format!(" (model loaded in {s:.2} s)"))
@@ -1166,8 +1220,24 @@ fn print_eval(out: &mut impl Write, report: &EvalReport) -> Result<(), CliError>
     writeln!(out, "  oos precision        {}", opt(report.oos_precision))?;
     writeln!(
         out,
-        "  threshold            {:.3} ({})",
-        report.threshold, report.threshold_source
+        "  threshold            {:.3} ({}); answer from {:.3}",
+        report.threshold, report.threshold_source, report.answer_threshold
+    )?;
+    if let Some(note) = &report.calibration.note {
+        writeln!(out, "  calibration          {note}")?;
+    }
+    let d = &report.at_defaults;
+    writeln!(
+        out,
+        "  at the fixed defaults (unknown below {:.2}): in-scope accuracy {}, oos recall {}{}",
+        d.threshold,
+        pct(d.in_scope_accuracy),
+        opt(d.oos_recall),
+        d.holdout.map_or_else(String::new, |h| format!(
+            ", held-out oos recall {}, held-out in-scope accuracy {}",
+            pct(h.oos_recall),
+            pct(h.in_scope_accuracy)
+        ))
     )?;
     let b = &report.bot;
     writeln!(

@@ -16,7 +16,7 @@ use crate::hours::{BusinessHours, HoursConfig};
 use crate::intents::{is_language_code, key_from_toml_error, line_of};
 use crate::model::Channel;
 use crate::model::SurveyKind;
-use crate::nlu::MatcherConfig;
+use crate::nlu::MatcherSettings;
 use crate::sla::{Policy, REASON_KEYS, TargetOverride, Targets};
 
 /// The configuration file looked for in the working directory when none is given.
@@ -169,9 +169,9 @@ pub struct Config {
     pub default_language: String,
     /// The languages the shop speaks (default en, es, it).
     pub languages: Vec<String>,
-    /// Matcher thresholds.
+    /// Matcher thresholds: overrides of the calibrated ones.
     #[serde(deserialize_with = "matcher_section")]
-    pub matcher: MatcherConfig,
+    pub matcher: MatcherSettings,
     /// `[matcher] model`: a sentence-embedding model directory for the
     /// semantic tier (feature `semantic`), if any.
     #[serde(skip)]
@@ -200,7 +200,7 @@ impl Default for Config {
             data: PathBuf::from("frontdesk-data"),
             default_language: "en".into(),
             languages: vec!["en".into(), "es".into(), "it".into()],
-            matcher: MatcherConfig::default(),
+            matcher: MatcherSettings::default(),
             matcher_model: None,
             survey: SurveyConfig::default(),
             tickets: TicketsConfig::default(),
@@ -232,9 +232,9 @@ impl PrivacyConfig {
     }
 }
 
-/// The `[matcher]` table: [`MatcherConfig`]'s keys, and `model` (read
+/// The `[matcher]` table: [`MatcherSettings`]' keys, and `model` (read
 /// into [`Config::matcher_model`] by [`Config::from_toml`]).
-fn matcher_section<'de, D>(deserializer: D) -> Result<MatcherConfig, D::Error>
+fn matcher_section<'de, D>(deserializer: D) -> Result<MatcherSettings, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
@@ -247,7 +247,21 @@ where
             "`model` must be a directory path in quotes, e.g. model = \"models/minilm-static\"",
         ));
     }
-    MatcherConfig::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)
+    MatcherSettings::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        // The error of a re-read table has no position: name the key.
+        let key = table.keys().find(|k| {
+            let one: toml::Table = table
+                .iter()
+                .filter(|(other, _)| other == k)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            MatcherSettings::deserialize(toml::Value::Table(one)).is_err()
+        });
+        match key {
+            Some(key) => D::Error::custom(format!("`{key}`: {e}")),
+            None => D::Error::custom(e),
+        }
+    })
 }
 
 /// Only `[matcher] model` of a configuration file.
@@ -545,7 +559,7 @@ impl Config {
             message: e.message().lines().next().unwrap_or("invalid").to_string(),
         };
         let mut config: Config = toml::from_str(text).map_err(invalid)?;
-        // `[matcher] model` is read apart: the thresholds are `MatcherConfig`.
+        // `[matcher] model` is read apart: the thresholds are `MatcherSettings`.
         config.matcher_model = toml::from_str::<ModelKey>(text)
             .map_err(invalid)?
             .matcher
@@ -926,7 +940,7 @@ mod tests {
     fn matcher_model_is_read_beside_the_thresholds() {
         let config =
             parse("[matcher]\nanswer_threshold = 0.6\nmodel = \"models/minilm-static\"\n").unwrap();
-        assert_eq!(config.matcher.answer_threshold, 0.6);
+        assert_eq!(config.matcher.answer_threshold, Some(0.6));
         assert_eq!(
             config.matcher_model.as_deref(),
             Some(Path::new("models/minilm-static"))
@@ -938,6 +952,62 @@ mod tests {
         assert!(err.to_string().contains("directory path"), "{err}");
         let err = parse("[matcher]\nmodle = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("modle"), "{err}");
+    }
+
+    #[test]
+    fn matcher_thresholds_are_overrides_of_the_calibrated_ones() {
+        let config = parse("").unwrap();
+        assert_eq!(config.matcher.answer_threshold, None);
+        assert_eq!(config.matcher.suggest_threshold, None);
+        assert!(config.matcher.calibrate);
+        let config = parse("[matcher]\nsuggest_threshold = 0.4\ncalibrate = false\n").unwrap();
+        assert_eq!(config.matcher.suggest_threshold, Some(0.4));
+        assert_eq!(config.matcher.answer_threshold, None);
+        assert!(!config.matcher.calibrate);
+        // Without calibration the missing one is the default, kept above
+        // the given one.
+        let fixed = parse("[matcher]\nsuggest_threshold = 0.7\ncalibrate = false\n")
+            .unwrap()
+            .matcher
+            .fixed();
+        assert_eq!(
+            (fixed.suggest_threshold, fixed.answer_threshold),
+            (0.7, 0.7)
+        );
+        // Only given values are compared with each other.
+        assert!(parse("[matcher]\nsuggest_threshold = 0.9\n").is_ok());
+        for (text, line, words) in [
+            (
+                "[matcher]\nanswer_threshold = 0.3\nsuggest_threshold = 0.4\n",
+                3,
+                "must not be above",
+            ),
+            (
+                "[matcher]\nsuggest_threshold = -0.1\n",
+                2,
+                "between 0 and 1",
+            ),
+            ("[matcher]\nambiguity_margin = 2\n", 2, "between 0 and 1"),
+            // Type errors point at the table and name the key.
+            (
+                "[matcher]\ncalibrate = \"yes\"\n",
+                1,
+                "`calibrate`: invalid type",
+            ),
+            (
+                "[matcher]\nanswer_threshold = \"high\"\n",
+                1,
+                "`answer_threshold`: invalid type",
+            ),
+            ("[matcher]\ncalibrated = true\n", 1, "calibrated"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { line: l, .. } if *l == line),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains(words), "{text}: {err}");
+        }
     }
 
     #[test]

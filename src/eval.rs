@@ -5,9 +5,11 @@
 //!
 //! Rows labelled [`OOS`] are out of scope: never trained on, and right when
 //! the matcher says "unknown". The unknown threshold is the bot's own
-//! operating point unless dev rows are given, in which case it is chosen on
-//! them alone (the rule of Larson et al. 2019: maximise dev accuracy with
-//! `oos` counted as its own class), never on the test rows.
+//! operating point (calibrated at load from the training examples, see
+//! [`crate::nlu::calibrate`], unless the configuration fixes it) unless dev
+//! rows are given, in which case it is chosen on them alone (the rule of
+//! Larson et al. 2019: maximise dev accuracy with `oos` counted as its own
+//! class), never on the test rows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -539,6 +541,35 @@ pub fn holdout_with(
     fraction: f64,
     threshold_for: &dyn Fn(&Matcher) -> f32,
 ) -> Holdout {
+    let figures = holdout_compared(
+        train,
+        test,
+        language,
+        build,
+        splits,
+        fraction,
+        &|m: &Matcher| vec![threshold_for(m)],
+    );
+    figures.into_iter().next().unwrap_or(Holdout {
+        splits,
+        fraction,
+        oos_recall: 0.0,
+        in_scope_accuracy: 0.0,
+    })
+}
+
+/// [`holdout_with`] at several thresholds per split matcher (e.g. its own
+/// calibrated one and a fixed one), from the same splits and predictions:
+/// one [`Holdout`] per threshold `thresholds_for` gives, in its order.
+pub fn holdout_compared(
+    train: &[Row],
+    test: &[Row],
+    language: &str,
+    build: &dyn Fn(Vec<TrainingIntent>) -> Matcher,
+    splits: usize,
+    fraction: f64,
+    thresholds_for: &dyn Fn(&Matcher) -> Vec<f32>,
+) -> Vec<Holdout> {
     let mut intents: Vec<&str> = train
         .iter()
         .filter(|r| r.intent != OOS)
@@ -548,7 +579,8 @@ pub fn holdout_with(
     intents.dedup();
     let held = ((intents.len() as f64 * fraction).round() as usize)
         .clamp(1, intents.len().saturating_sub(1).max(1));
-    let (mut recall, mut acc) = (0.0, 0.0);
+    // (recall, accuracy) summed over the splits, per threshold.
+    let mut sums: Vec<(f64, f64)> = Vec::new();
     let mut seed: u64 = 0x5eed;
     for _ in 0..splits {
         let mut shuffled = intents.clone();
@@ -577,19 +609,24 @@ pub fn holdout_with(
             })
             .collect();
         let matcher = build(training_intents(&kept, language));
-        let threshold = threshold_for(&matcher);
+        let thresholds = thresholds_for(&matcher);
         let p = predict(&matcher, &relabelled, Some(language));
-        let a = accuracy(&relabelled, &p, threshold);
-        recall += a.oos_recall.unwrap_or(0.0);
-        acc += a.in_scope_accuracy;
+        sums.resize(sums.len().max(thresholds.len()), (0.0, 0.0));
+        for (sum, threshold) in sums.iter_mut().zip(thresholds) {
+            let a = accuracy(&relabelled, &p, threshold);
+            sum.0 += a.oos_recall.unwrap_or(0.0);
+            sum.1 += a.in_scope_accuracy;
+        }
     }
     let n = splits.max(1) as f64;
-    Holdout {
-        splits,
-        fraction,
-        oos_recall: recall / n,
-        in_scope_accuracy: acc / n,
-    }
+    sums.into_iter()
+        .map(|(recall, acc)| Holdout {
+            splits,
+            fraction,
+            oos_recall: recall / n,
+            in_scope_accuracy: acc / n,
+        })
+        .collect()
 }
 
 #[cfg(test)]

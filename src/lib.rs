@@ -14,7 +14,8 @@
 //! ```
 //!
 //! - [`intents`]: the TOML schema, loading and validation with file:line errors.
-//! - [`nlu`]: normalisation, stemming, language detection and the [`nlu::Matcher`].
+//! - [`nlu`]: normalisation, stemming, language detection, the [`nlu::Matcher`]
+//!   and the calibration of its thresholds at load.
 //! - [`engine`]: the dialogue state machine; takes events and the time, returns actions.
 //! - [`store`]: the [`store::Store`] trait and its sled implementation, which
 //!   seals customer text with a key per customer ([`store::keys`]) so that

@@ -114,6 +114,24 @@ fn expand(text: &str) -> String {
     out
 }
 
+/// The thresholds the bot calibrates for the demo intents under `config`:
+/// measured once (deterministic, and the same for every script, which do not
+/// change `[matcher]`), then given to each script's matcher as fixed ones.
+fn thresholds(config: &Config) -> frontdesk::nlu::MatcherConfig {
+    static CALIBRATED: std::sync::OnceLock<frontdesk::nlu::MatcherConfig> =
+        std::sync::OnceLock::new();
+    *CALIBRATED.get_or_init(|| {
+        let intents = IntentSet::load_dir(&repo().join("intents"), &config.languages).unwrap();
+        let c = frontdesk::nlu::calibrate::calibrate(
+            &intents.training_data(),
+            &config.matcher,
+            &frontdesk::nlu::Matcher::build,
+        );
+        eprintln!("calibrated thresholds: {}", c.describe());
+        c.config
+    })
+}
+
 impl Runner {
     fn fail(&self, message: impl AsRef<str>) -> ! {
         let shown: Vec<String> = self.outputs.iter().map(|o| describe(&o.action)).collect();
@@ -130,7 +148,7 @@ impl Runner {
         if self.engine.is_none() {
             let intents =
                 IntentSet::load_dir(&repo().join("intents"), &self.config.languages).unwrap();
-            let knowledge = Knowledge::build(intents, self.config.matcher);
+            let knowledge = Knowledge::build(intents, thresholds(&self.config));
             let store: Arc<dyn Store> = Arc::new(SledStore::open(self.data.path()).unwrap());
             self.engine = Some(Engine::new(
                 store,

@@ -36,7 +36,13 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 
 /// The demo's paraphrases (not among the examples) stay at or above the
 /// accuracy measured when the linear model came in (closed-set 87.5 %,
-/// in-scope 77.2 %, out-of-scope recall 96.7 %, no wrong answer).
+/// in-scope 77.2 % at the fixed defaults, out-of-scope recall 96.7 %, no
+/// wrong answer), and at the calibrated operating point at or above what
+/// calibration gave: in-scope 72.4 % (its unknown threshold, 0.337, is above
+/// the old 0.3: it buys 7 points of held-out-intent out-of-scope recall on
+/// the demo intents' own examples, 72 → 79 %, which this file's easy
+/// out-of-scope questions cannot show), 51.6 % answered outright (45.2 % at
+/// the fixed defaults), none wrong.
 #[test]
 fn demo_paraphrases_stay_at_their_accuracy() {
     let v = json(&frontdesk(&[
@@ -59,14 +65,25 @@ fn demo_paraphrases_stay_at_their_accuracy() {
         "queries_per_second",
         "p50_micros",
         "p99_micros",
+        "answer_threshold",
+        "calibration_seconds",
     ] {
         assert!(v[key].is_number(), "{key} missing in {v}");
     }
+    assert_eq!(v["threshold_source"], "calibrated", "{v}");
+    assert!(num(&v, "calibration_seconds") <= num(&v, "build_seconds"));
+    assert!(num(&v, "answer_threshold") >= num(&v, "threshold"), "{v}");
     assert!(num(&v, "closed_set_accuracy") >= 0.87, "{v}");
-    assert!(num(&v, "in_scope_accuracy") >= 0.76, "{v}");
+    assert!(num(&v, "in_scope_accuracy") >= 0.72, "{v}");
     assert!(num(&v, "oos_recall") >= 0.95, "{v}");
+    assert!(num(&v["bot"], "answered_right") >= 0.5, "{v}");
     assert!(num(&v["bot"], "answered_wrong") <= 0.01, "{v}");
     assert_eq!(num(&v["bot"], "oos_answered"), 0.0, "{v}");
+    // The same matcher at the fixed defaults, in the same run.
+    let d = &v["at_defaults"];
+    assert_eq!(num(d, "threshold"), 0.3, "{v}");
+    assert!(num(d, "in_scope_accuracy") >= 0.76, "{v}");
+    assert!(num(d, "oos_recall") >= 0.95, "{v}");
 }
 
 #[test]
@@ -155,6 +172,12 @@ fn trains_from_rows_and_chooses_the_threshold_on_dev() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("closed-set accuracy  100.0 %"), "{text}");
     assert!(text.contains("queries/s"), "{text}");
+    // Three intents of four examples: too few held-out samples to calibrate.
+    assert!(
+        text.contains("threshold            0.300 (defaults)"),
+        "{text}"
+    );
+    assert!(text.contains("calibration needs at least 10"), "{text}");
 }
 
 #[test]

@@ -41,7 +41,7 @@ use crate::model::{
     Line, Outgoing, Rating, ReminderKind, ResolvedBy, Speaker, SurveyKind, Ticket, TicketEvent,
     TicketEventKind, TicketStatus,
 };
-use crate::nlu::{Matcher, MatcherConfig, Verdict};
+use crate::nlu::{Matcher, MatcherSettings, Verdict};
 use crate::sla::{self, Due, Policy, Targets};
 use crate::store::{Change, Counters, CustomerRecords, Forget, Store, StoreError};
 
@@ -253,9 +253,10 @@ pub struct Knowledge {
 }
 
 impl Knowledge {
-    /// Build the matcher for an intent set.
-    pub fn build(intents: IntentSet, matcher: MatcherConfig) -> Knowledge {
-        let matcher = Matcher::build(intents.training_data(), matcher);
+    /// Build the (lexical) matcher for an intent set, its thresholds
+    /// calibrated as `matcher` says (a `MatcherConfig` gives fixed ones).
+    pub fn build(intents: IntentSet, matcher: impl Into<MatcherSettings>) -> Knowledge {
+        let (matcher, _) = crate::nlu::calibrate::build(intents.training_data(), &matcher.into());
         Knowledge { intents, matcher }
     }
 }

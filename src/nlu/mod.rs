@@ -5,6 +5,8 @@
 //! - [`stem`](mod@stem): Snowball stemmers (en/es/it) and stop words.
 //! - [`lang`](mod@lang): language detection restricted to the bot's languages.
 //! - [`matcher`]: the TF-IDF intent matcher ([`Matcher`]).
+//! - [`calibrate`]: its thresholds, chosen at load from the examples
+//!   ([`MatcherSettings`] are the configuration's overrides).
 //! - [`embed`]: the optional semantic tier (sentence embeddings, feature `semantic`).
 //!
 //! ```
@@ -23,6 +25,7 @@
 //! assert_eq!(result.verdict, Verdict::Answer("opening_hours".into()));
 //! ```
 
+pub mod calibrate;
 pub mod embed;
 pub mod lang;
 mod linear;
@@ -33,6 +36,7 @@ pub mod stem;
 #[cfg(test)]
 mod fixtures;
 
+pub use calibrate::{Calibration, MatcherSettings, ThresholdSource};
 pub use lang::detect;
 pub use matcher::{
     Candidate, Classification, ConfigError, Example, Matcher, MatcherConfig, TrainingIntent,

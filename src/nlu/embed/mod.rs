@@ -23,7 +23,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Matcher, MatcherConfig, TrainingIntent};
+use super::calibrate::{self, Calibration, EmbeddingCache, MatcherSettings};
+use super::{Matcher, TrainingIntent};
 
 #[cfg(feature = "semantic")]
 pub mod bert;
@@ -257,30 +258,41 @@ pub fn load(dir: &Path) -> Result<Arc<dyn Embedder>, EmbedError> {
 }
 
 /// The matcher the bot answers with: with the semantic tier when `model`
-/// is given and loads, else the lexical matcher. Either way the log says
-/// once which one (a model that fails to load is a warning naming the file;
-/// the bot still starts).
+/// is given and loads, else the lexical matcher, its thresholds calibrated
+/// as `settings` say ([`super::calibrate`]). Either way the log says once
+/// which one (a model that fails to load is a warning naming the file; the
+/// bot still starts).
 pub fn build_matcher(
     intents: Vec<TrainingIntent>,
-    config: MatcherConfig,
+    settings: impl Into<MatcherSettings>,
     model: Option<&Path>,
 ) -> Matcher {
-    MatcherFactory::new(config, model).build(intents)
+    build_calibrated(intents, &settings.into(), model).0
 }
 
-/// Builds the bot's matchers: the thresholds, and the embedder of the
-/// semantic tier loaded once. The bot's first matcher and every hot reload
-/// come from the same factory, so a reload never loads the model again.
+/// [`build_matcher`], with how its thresholds were chosen.
+pub fn build_calibrated(
+    intents: Vec<TrainingIntent>,
+    settings: &MatcherSettings,
+    model: Option<&Path>,
+) -> (Matcher, Calibration) {
+    MatcherFactory::new(*settings, model).build_calibrated(intents)
+}
+
+/// Builds the bot's matchers: the threshold settings, and the embedder of
+/// the semantic tier loaded once. The bot's first matcher and every hot
+/// reload come from the same factory, so a reload never loads the model
+/// again (and calibrates the new intents' thresholds afresh).
 #[derive(Clone)]
 pub struct MatcherFactory {
-    config: MatcherConfig,
+    settings: MatcherSettings,
     embedder: Option<Arc<dyn Embedder>>,
 }
 
 impl std::fmt::Debug for MatcherFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MatcherFactory")
-            .field("config", &self.config)
+            .field("settings", &self.settings)
             .field("embedder", &self.embedder.as_ref().map(|e| e.describe()))
             .finish()
     }
@@ -290,7 +302,7 @@ impl MatcherFactory {
     /// Loads the model in `model`, if one is given. The log says once which
     /// matcher the bot answers with; a model that fails to load is a warning
     /// naming the file, and the factory builds lexical matchers.
-    pub fn new(config: MatcherConfig, model: Option<&Path>) -> MatcherFactory {
+    pub fn new(settings: impl Into<MatcherSettings>, model: Option<&Path>) -> MatcherFactory {
         let embedder = match model {
             None => {
                 tracing::info!("no [matcher] model configured: answering with the lexical matcher");
@@ -310,13 +322,16 @@ impl MatcherFactory {
                 }
             },
         };
-        MatcherFactory { config, embedder }
+        MatcherFactory {
+            settings: settings.into(),
+            embedder,
+        }
     }
 
-    /// A factory for lexical matchers with these thresholds (no model).
-    pub fn lexical(config: MatcherConfig) -> MatcherFactory {
+    /// A factory for lexical matchers with these settings (no model).
+    pub fn lexical(settings: impl Into<MatcherSettings>) -> MatcherFactory {
         MatcherFactory {
-            config,
+            settings: settings.into(),
             embedder: None,
         }
     }
@@ -327,18 +342,46 @@ impl MatcherFactory {
     }
 
     /// Builds a matcher for `intents`, with the semantic tier when the
-    /// model loaded (the same embedder every time).
+    /// model loaded (the same embedder every time), its thresholds
+    /// calibrated as the settings say.
     pub fn build(&self, intents: Vec<TrainingIntent>) -> Matcher {
+        self.build_calibrated(intents).0
+    }
+
+    /// [`MatcherFactory::build`], with how the thresholds were chosen.
+    pub fn build_calibrated(&self, intents: Vec<TrainingIntent>) -> (Matcher, Calibration) {
         match &self.embedder {
-            Some(embedder) => Matcher::build_semantic(
+            Some(embedder) => build_semantic(
                 intents,
-                self.config,
+                &self.settings,
                 embedder.clone(),
                 SemanticSettings::default(),
             ),
-            None => Matcher::build(intents, self.config),
+            None => calibrate::build(intents, &self.settings),
         }
     }
+}
+
+/// Calibrates and builds a matcher with the semantic tier; every example is
+/// embedded once (an [`EmbeddingCache`] serves the calibration rounds and
+/// the final build, then lets go of the vectors).
+pub fn build_semantic(
+    intents: Vec<TrainingIntent>,
+    settings: &MatcherSettings,
+    embedder: Arc<dyn Embedder>,
+    semantic: SemanticSettings,
+) -> (Matcher, Calibration) {
+    let texts: Vec<&str> = intents
+        .iter()
+        .flat_map(|i| i.examples.iter().map(|e| e.text.as_str()))
+        .collect();
+    let cache = Arc::new(EmbeddingCache::new(embedder, &texts));
+    let shared: Arc<dyn Embedder> = cache.clone();
+    let built = calibrate::build_with(intents, settings, &|intents, config| {
+        Matcher::build_semantic(intents, config, shared.clone(), semantic)
+    });
+    cache.release();
+    built
 }
 
 /// Whether this build has the semantic tier.
