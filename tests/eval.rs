@@ -35,8 +35,10 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 }
 
 /// The demo's paraphrases (not among the examples) stay at or above the
-/// accuracy measured when the linear model came in (closed-set 87.5 %,
-/// in-scope 77.2 %, out-of-scope recall 96.7 %, no wrong answer).
+/// accuracy measured with stop words at full weight and C = 2 (closed-set
+/// 89.4 %, in-scope 80.8 %, no wrong answer; out-of-scope recall 93.3 %: two
+/// of the 30 out-of-scope questions are offered as "did you mean", none
+/// answered; it was 96.7 % with one offered before that change).
 #[test]
 fn demo_paraphrases_stay_at_their_accuracy() {
     let v = json(&frontdesk(&[
@@ -62,9 +64,9 @@ fn demo_paraphrases_stay_at_their_accuracy() {
     ] {
         assert!(v[key].is_number(), "{key} missing in {v}");
     }
-    assert!(num(&v, "closed_set_accuracy") >= 0.87, "{v}");
-    assert!(num(&v, "in_scope_accuracy") >= 0.76, "{v}");
-    assert!(num(&v, "oos_recall") >= 0.95, "{v}");
+    assert!(num(&v, "closed_set_accuracy") >= 0.89, "{v}");
+    assert!(num(&v, "in_scope_accuracy") >= 0.80, "{v}");
+    assert!(num(&v, "oos_recall") >= 0.93, "{v}");
     assert!(num(&v["bot"], "answered_wrong") <= 0.01, "{v}");
     assert_eq!(num(&v["bot"], "oos_answered"), 0.0, "{v}");
 }
