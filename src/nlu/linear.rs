@@ -4,7 +4,7 @@
 //! 2008, the liblinear solver that scikit-learn's `LinearSVC` uses), with a
 //! bias term regularised like a weight (liblinear's `-B 1`) and liblinear's
 //! shrinking (examples that stay at a bound leave the passes until the last
-//! check), which trains banking77's 77 classes several times faster.
+//! check), so that later passes walk mostly the support vectors.
 //!
 //! The weights are kept feature-major (one row of class weights per
 //! feature), so scoring a query costs one row per query feature, whatever
