@@ -35,14 +35,13 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 }
 
 /// The demo's paraphrases (not among the examples) stay at or above the
-/// accuracy measured when the linear model came in (closed-set 87.5 %,
-/// in-scope 77.2 % at the fixed defaults, out-of-scope recall 96.7 %, no
-/// wrong answer), and at the calibrated operating point at or above what
-/// calibration gave: in-scope 72.4 % (its unknown threshold, 0.337, is above
-/// the old 0.3: it buys 7 points of held-out-intent out-of-scope recall on
-/// the demo intents' own examples, 72 → 79 %, which this file's easy
-/// out-of-scope questions cannot show), 51.6 % answered outright (45.2 % at
-/// the fixed defaults), none wrong.
+/// accuracy measured with stop words at full weight and C = 2 (closed-set
+/// 89.4 %, in-scope 80.8 % at the fixed defaults, no wrong answer;
+/// out-of-scope recall 93.3 %: two of the 30 out-of-scope questions are
+/// offered as "did you mean", none answered), and at the calibrated
+/// operating point at or above what calibration gave (unknown threshold
+/// 0.298: in-scope 81.4 %, out-of-scope recall 93.3 %, 58.3 % answered
+/// outright, none wrong).
 #[test]
 fn demo_paraphrases_stay_at_their_accuracy() {
     let v = json(&frontdesk(&[
@@ -73,17 +72,17 @@ fn demo_paraphrases_stay_at_their_accuracy() {
     assert_eq!(v["threshold_source"], "calibrated", "{v}");
     assert!(num(&v, "calibration_seconds") <= num(&v, "build_seconds"));
     assert!(num(&v, "answer_threshold") >= num(&v, "threshold"), "{v}");
-    assert!(num(&v, "closed_set_accuracy") >= 0.87, "{v}");
-    assert!(num(&v, "in_scope_accuracy") >= 0.72, "{v}");
-    assert!(num(&v, "oos_recall") >= 0.95, "{v}");
-    assert!(num(&v["bot"], "answered_right") >= 0.5, "{v}");
+    assert!(num(&v, "closed_set_accuracy") >= 0.89, "{v}");
+    assert!(num(&v, "in_scope_accuracy") >= 0.81, "{v}");
+    assert!(num(&v, "oos_recall") >= 0.93, "{v}");
+    assert!(num(&v["bot"], "answered_right") >= 0.55, "{v}");
     assert!(num(&v["bot"], "answered_wrong") <= 0.01, "{v}");
     assert_eq!(num(&v["bot"], "oos_answered"), 0.0, "{v}");
     // The same matcher at the fixed defaults, in the same run.
     let d = &v["at_defaults"];
     assert_eq!(num(d, "threshold"), 0.3, "{v}");
-    assert!(num(d, "in_scope_accuracy") >= 0.76, "{v}");
-    assert!(num(d, "oos_recall") >= 0.95, "{v}");
+    assert!(num(d, "in_scope_accuracy") >= 0.80, "{v}");
+    assert!(num(d, "oos_recall") >= 0.93, "{v}");
 }
 
 #[test]

@@ -11,9 +11,9 @@
 //! generator: the same intents always give the same thresholds.
 //!
 //! - The **unknown** threshold (`suggest_threshold`, see
-//!   [`suggest_threshold`]) maximises the mean of the held-out in-scope
-//!   accuracy (top intent right and at or above the threshold) and the
-//!   out-of-scope recall (below it), in the middle of the best plateau.
+//!   [`suggest_threshold`]) maximises held-out in-scope accuracy (top intent
+//!   right and at or above the threshold) plus half the out-of-scope recall
+//!   (below it, [`SUGGEST_OOS_WEIGHT`]), in the middle of the best plateau.
 //! - The **answer** threshold (see [`answer_threshold`]) is the lowest score,
 //!   at or above the unknown one, from which [`ANSWER_PRECISION`] of the
 //!   answers the bot would give outright (no close second) are right, one
@@ -58,6 +58,10 @@ pub const ANSWER_PRECISION: f64 = 0.95;
 /// against 52 % with one in five, neither answering a wrong intent or an
 /// out-of-scope question (`calibration_report` in the tests).
 pub const OOS_SHARE: f64 = 0.2;
+
+/// How much out-of-scope recall weighs against in-scope accuracy for the
+/// unknown threshold (see [`suggest_threshold`]).
+pub const SUGGEST_OOS_WEIGHT: f64 = 0.5;
 /// Calibrated thresholds stay within these bounds.
 pub const LOWEST: f32 = 0.05;
 /// See [`LOWEST`].
@@ -554,12 +558,18 @@ fn samples_capped(
     })
 }
 
-/// The unknown threshold: maximises the mean of in-scope accuracy (right
-/// and at or above it) and out-of-scope recall (below it), in the middle of
-/// the best plateau; clamped to `[LOWEST, HIGHEST]`. Without samples of
-/// either kind: the default.
+/// The unknown threshold: maximises in-scope accuracy (right and at or
+/// above it) plus out-of-scope recall (below it) weighed
+/// [`SUGGEST_OOS_WEIGHT`], in the middle of the best plateau; clamped to
+/// `[LOWEST, HIGHEST]`. Without samples of either kind: the default.
+///
+/// An equal weight (the mean of the two) doubled the held-out out-of-scope
+/// recall on the shared data sets but sent 6–18 points of in-scope questions
+/// to a person; a quarter (the answer threshold's one-in-five prior) let the
+/// demo offer "did you mean" for 30 % of its out-of-scope questions. Half
+/// beats the fixed defaults on the demo's paraphrases on both counts.
 pub fn suggest_threshold(inside: &[Sample], outside: &[Sample]) -> f32 {
-    weighted_suggest(inside, outside, 1.0)
+    weighted_suggest(inside, outside, SUGGEST_OOS_WEIGHT)
 }
 
 /// [`suggest_threshold`] with out-of-scope recall weighing `oos_weight`
@@ -773,7 +783,7 @@ mod tests {
         let acc =
             inside.iter().filter(|s| s.right && s.top >= t).count() as f64 / inside.len() as f64;
         let rec = outside.iter().filter(|s| s.top < t).count() as f64 / outside.len() as f64;
-        (acc + rec) / 2.0
+        (acc + SUGGEST_OOS_WEIGHT * rec) / (1.0 + SUGGEST_OOS_WEIGHT)
     }
 
     /// Prints, for the demo intents, the thresholds that variants of the
@@ -946,11 +956,13 @@ mod tests {
 
     #[test]
     fn overlapping_scores_trade_accuracy_for_recall() {
-        // In scope 0.3–0.9; out of scope mostly 0–0.4 with a tail to 0.8:
-        // the best threshold gives up the weakest in-scope answers to catch
-        // the bulk of the out-of-scope questions, not the tail.
+        // In scope 0.3–0.9; out of scope mostly 0–0.55 with a tail to 0.8:
+        // with one message in five out of scope, the best threshold gives up
+        // the weakest in-scope answers to catch the dense bulk of the
+        // out-of-scope questions, not the tail.
         let inside = spread(120, 0.3, 0.9, true);
-        let mut outside = spread(80, 0.0, 0.4, false);
+        let mut outside = spread(80, 0.0, 0.3, false);
+        outside.extend(spread(400, 0.3, 0.4, false));
         outside.extend(spread(20, 0.41, 0.8, false));
         let t = suggest_threshold(&inside, &outside);
         let best = objective(&inside, &outside, t);
@@ -967,12 +979,11 @@ mod tests {
         let mut with_wrong = inside.clone();
         with_wrong.extend(spread(100, 0.0, 1.0, false));
         assert!(suggest_threshold(&with_wrong, &outside) >= t - 1e-6);
-        // Out-of-scope questions that score higher push it up.
-        let higher: Vec<Sample> = outside
-            .iter()
-            .map(|s| sample(s.top + 0.05, false))
-            .collect();
-        assert!(suggest_threshold(&inside, &higher) > t);
+        // Scores that are all higher move it up with them.
+        let up = |samples: &[Sample], right: bool| -> Vec<Sample> {
+            samples.iter().map(|s| sample(s.top + 0.05, right)).collect()
+        };
+        assert!(suggest_threshold(&up(&inside, true), &up(&outside, false)) > t);
         // Clamped.
         assert_eq!(
             suggest_threshold(&spread(10, 0.0, 0.01, true), &spread(10, 0.0, 0.0, false)),

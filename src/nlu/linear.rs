@@ -2,7 +2,9 @@
 //! L2-loss (squared hinge) support vector machines over the matcher's sparse
 //! TF-IDF vectors, solved in the dual by coordinate descent (Hsieh et al.
 //! 2008, the liblinear solver that scikit-learn's `LinearSVC` uses), with a
-//! bias term regularised like a weight (liblinear's `-B 1`).
+//! bias term regularised like a weight (liblinear's `-B 1`) and liblinear's
+//! shrinking (examples that stay at a bound leave the passes until the last
+//! check), so that later passes walk mostly the support vectors.
 //!
 //! The weights are kept feature-major (one row of class weights per
 //! feature), so scoring a query costs one row per query feature, whatever
@@ -23,6 +25,8 @@ pub(crate) struct SvmSettings {
     pub eps: f32,
     /// At most this many passes over the data per class.
     pub max_epochs: usize,
+    /// Hinge loss (L1-loss SVM: `alpha <= C`) instead of squared hinge.
+    pub l1_loss: bool,
 }
 
 impl Default for SvmSettings {
@@ -31,6 +35,7 @@ impl Default for SvmSettings {
             c: 1.0,
             eps: 0.1,
             max_epochs: 50,
+            l1_loss: false,
         }
     }
 }
@@ -238,34 +243,64 @@ fn train_one(
     w.fill(0.0);
     alpha.fill(0.0);
     let mut b = 0.0_f32;
-    // L2 loss: the diagonal term 1/(2C), no upper bound on alpha.
-    let diag = 0.5 / settings.c;
+    // L2 loss: the diagonal term 1/(2C), no upper bound on alpha; L1 loss:
+    // no diagonal term, alpha at most C.
+    let (diag, upper) = if settings.l1_loss {
+        (0.0, settings.c)
+    } else {
+        (0.5 / settings.c, f32::INFINITY)
+    };
     let qd: Vec<f32> = docs
         .iter()
         .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
         .collect();
     let mut order: Vec<usize> = (0..docs.len()).collect();
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ class as u64;
+    // Shrinking (liblinear): an example at a bound whose gradient points
+    // outwards beyond the last pass's spread leaves the active set, so later
+    // passes walk mostly the support vectors; all of them are checked again
+    // before stopping.
+    let mut active = docs.len();
+    let (mut pg_max_old, mut pg_min_old) = (f32::INFINITY, f32::NEG_INFINITY);
     for _ in 0..settings.max_epochs {
         // A fresh random order each pass (seeded: builds are reproducible).
-        for i in (1..order.len()).rev() {
+        for i in (1..active).rev() {
             seed = seed
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             order.swap(i, (seed >> 33) as usize % (i + 1));
         }
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
-        for &i in &order {
+        let mut s = 0;
+        while s < active {
+            let i = order[s];
             let x = &docs[i];
             let y = if labels[i] == class { 1.0 } else { -1.0 };
             let dot: f32 = x.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>() + b;
             let g = y * dot - 1.0 + diag * alpha[i];
-            let pg = if alpha[i] == 0.0 { g.min(0.0) } else { g };
+            let pg = if alpha[i] == 0.0 {
+                if g > pg_max_old {
+                    active -= 1;
+                    order.swap(s, active);
+                    continue;
+                }
+                g.min(0.0)
+            } else if alpha[i] >= upper {
+                if g < pg_min_old {
+                    active -= 1;
+                    order.swap(s, active);
+                    continue;
+                }
+                g.max(0.0)
+            } else {
+                g
+            };
+            s += 1;
             pg_max = pg_max.max(pg);
             pg_min = pg_min.min(pg);
             if pg.abs() > 1e-12 {
                 let old = alpha[i];
-                alpha[i] = (old - g / qd[i]).max(0.0);
+                alpha[i] = (old - g / qd[i]).clamp(0.0, upper);
                 let d = (alpha[i] - old) * y;
                 if d != 0.0 {
                     for &(f, v) in x {
@@ -276,8 +311,21 @@ fn train_one(
             }
         }
         if pg_max - pg_min < settings.eps {
-            break;
+            if active == docs.len() {
+                break;
+            }
+            // Converged on the active set: check every example again.
+            active = docs.len();
+            pg_max_old = f32::INFINITY;
+            pg_min_old = f32::NEG_INFINITY;
+            continue;
         }
+        pg_max_old = if pg_max <= 0.0 { f32::INFINITY } else { pg_max };
+        pg_min_old = if pg_min >= 0.0 {
+            f32::NEG_INFINITY
+        } else {
+            pg_min
+        };
     }
     b
 }
