@@ -34,6 +34,8 @@ pub mod distill;
 mod files;
 #[cfg(feature = "semantic")]
 pub mod static_model;
+#[cfg(feature = "semantic")]
+mod wordpiece;
 
 /// Turns texts into unit-length sentence vectors. Implementations are pure
 /// functions of the text once loaded, and can be shared between threads.

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tokenizers::Tokenizer;
 
-use super::files::{self, WEIGHTS};
+use super::files::{self, TOKENIZER, WEIGHTS};
+use super::wordpiece::WordPiece;
 use super::{EmbedError, Embedder, normalize_l2};
 
 /// Tokens of a text beyond this many are ignored (model2vec's default
@@ -24,6 +25,9 @@ pub const EMBEDDINGS: &str = "embeddings";
 /// A loaded static model.
 pub struct StaticEmbedder {
     tokenizer: Tokenizer,
+    /// The same tokenizer without the `tokenizers` crate's overhead, when
+    /// it is a BERT WordPiece pipeline (it is for distilled models).
+    fast: Option<WordPiece>,
     unk: Option<u32>,
     /// `rows × dim`, row-major.
     matrix: Vec<f32>,
@@ -127,6 +131,10 @@ impl StaticEmbedder {
             });
         }
         let (tokenizer, unk) = files::tokenizer(dir)?;
+        let fast = files::read(dir, TOKENIZER)
+            .ok()
+            .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok())
+            .and_then(|json| WordPiece::from_json(&json));
         let (path, bytes) = files::read(dir, WEIGHTS)?;
         let (matrix, rows, dim) = read_matrix(&path, &bytes, EMBEDDINGS)?;
         if let Ok(tensors) = SafeTensors::deserialize(&bytes)
@@ -155,6 +163,7 @@ impl StaticEmbedder {
         }
         Ok(StaticEmbedder {
             tokenizer,
+            fast,
             unk,
             matrix,
             rows,
@@ -165,6 +174,19 @@ impl StaticEmbedder {
 
     /// The token ids model2vec averages for `text`.
     fn token_ids(&self, text: &str) -> Vec<u32> {
+        let mut ids = Vec::new();
+        if let Some(fast) = &self.fast
+            && fast.ids(text, &mut ids)
+        {
+            ids.retain(|&id| Some(id) != self.unk);
+            ids.truncate(MAX_TOKENS);
+            return ids;
+        }
+        self.slow_token_ids(text)
+    }
+
+    /// [`StaticEmbedder::token_ids`] through the `tokenizers` crate.
+    fn slow_token_ids(&self, text: &str) -> Vec<u32> {
         match self.tokenizer.encode_fast(text, false) {
             Ok(encoding) => encoding
                 .get_ids()
