@@ -981,7 +981,10 @@ mod tests {
         assert!(suggest_threshold(&with_wrong, &outside) >= t - 1e-6);
         // Scores that are all higher move it up with them.
         let up = |samples: &[Sample], right: bool| -> Vec<Sample> {
-            samples.iter().map(|s| sample(s.top + 0.05, right)).collect()
+            samples
+                .iter()
+                .map(|s| sample(s.top + 0.05, right))
+                .collect()
         };
         assert!(suggest_threshold(&up(&inside, true), &up(&outside, false)) > t);
         // Clamped.
