@@ -567,7 +567,7 @@ fn samples_capped(
 /// recall on the shared data sets but sent 6–18 points of in-scope questions
 /// to a person; a quarter (the answer threshold's one-in-five prior) let the
 /// demo offer "did you mean" for 30 % of its out-of-scope questions. Half
-/// beats the fixed defaults on the demo's paraphrases on both counts.
+/// does at least as well as the fixed defaults on the demo's paraphrases.
 pub fn suggest_threshold(inside: &[Sample], outside: &[Sample]) -> f32 {
     weighted_suggest(inside, outside, SUGGEST_OOS_WEIGHT)
 }
