@@ -431,21 +431,33 @@ fn watch_intents(
     }
 }
 
-fn chat(config: Config, args: ChatArgs) -> Result<ExitCode, CliError> {
-    let loaded = load_for_serving(&config, intents_dir(&config, &args.intents))?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir(&config, &args.data))?);
+/// The engine `chat` and `run` serve with: the intents loaded, the store
+/// opened and hot reload of the intents started (it stops when the watcher
+/// is dropped).
+fn start_engine(
+    config: &Config,
+    intents: &IntentsArg,
+    data: &DataArg,
+) -> Result<(Arc<Engine>, Option<Watcher>), CliError> {
+    let loaded = load_for_serving(config, intents_dir(config, intents))?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir(config, data))?);
     let engine = Arc::new(Engine::new(
         store,
         loaded.knowledge,
-        EngineSettings::from_config(&config),
+        EngineSettings::from_config(config),
     ));
-    let _watcher = watch_intents(
-        &config,
+    let watcher = watch_intents(
+        config,
         &engine,
         loaded.dir,
         loaded.snapshot,
         loaded.matchers,
     );
+    Ok((engine, watcher))
+}
+
+fn chat(config: Config, args: ChatArgs) -> Result<ExitCode, CliError> {
+    let (engine, _watcher) = start_engine(&config, &args.intents, &args.data)?;
     let identity = ConsoleIdentity {
         customer_id: args.customer_id,
         customer_name: args.customer_name,
@@ -465,21 +477,8 @@ fn serve(config: Config, args: RunArgs) -> Result<ExitCode, CliError> {
     if !config.telegram.enabled() && !config.discord.enabled() {
         return Err(crate::channels::ChannelError::NoChannel.into());
     }
-    let loaded = load_for_serving(&config, intents_dir(&config, &args.intents))?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir(&config, &args.data))?);
-    let engine = Arc::new(Engine::new(
-        store,
-        loaded.knowledge,
-        EngineSettings::from_config(&config),
-    ));
     // Rebuilds run on the watcher's own thread, not on the runtime's workers.
-    let _watcher = watch_intents(
-        &config,
-        &engine,
-        loaded.dir,
-        loaded.snapshot,
-        loaded.matchers,
-    );
+    let (engine, _watcher) = start_engine(&config, &args.intents, &args.data)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
