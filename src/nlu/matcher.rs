@@ -642,12 +642,52 @@ impl Feature {
 /// The language-independent part of a query's analysis: its tokens and the
 /// character n-gram features of each token, looked up once for all the
 /// languages the query is analysed in.
-struct Prepared<'t> {
+struct Prepared<'t, 'b> {
     /// Tokens with their [`key_hash`].
     tokens: Vec<(&'t str, u64)>,
     /// Character n-grams of token `i` are `ngrams[spans[i].0..spans[i].1]`.
+    ngrams: &'b [Feature],
+    spans: &'b [(usize, usize)],
+}
+
+/// The intermediate vectors of a query, kept per thread between queries
+/// (one allocation each, not one per query).
+#[derive(Default)]
+struct QueryBuffers {
     ngrams: Vec<Feature>,
     spans: Vec<(usize, usize)>,
+    features: Vec<(Feature, f32)>,
+    query: Sparse,
+    acc: Vec<f32>,
+    columns: Vec<f32>,
+    model: Vec<(f32, Option<usize>)>,
+}
+
+impl QueryBuffers {
+    /// Most elements a buffer keeps between queries: a huge message's
+    /// buffers are released rather than held by the thread.
+    const KEEP: usize = 1 << 14;
+
+    /// Releases any buffer a huge message grew beyond [`Self::KEEP`].
+    fn trim(&mut self) {
+        fn cap<T>(v: &mut Vec<T>) {
+            if v.capacity() > QueryBuffers::KEEP {
+                *v = Vec::new();
+            }
+        }
+        cap(&mut self.ngrams);
+        cap(&mut self.spans);
+        cap(&mut self.features);
+        cap(&mut self.query);
+        cap(&mut self.acc);
+        cap(&mut self.columns);
+        cap(&mut self.model);
+    }
+}
+
+thread_local! {
+    /// This thread's [`QueryBuffers`].
+    static QUERY_BUFFERS: std::cell::RefCell<QueryBuffers> = std::cell::RefCell::default();
 }
 
 /// MurmurHash3's 64-bit finaliser: a bijection with full avalanche.
@@ -1044,12 +1084,40 @@ impl Matcher {
             return unknown;
         }
         let normalized = normalize(text);
+        QUERY_BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
+            Ok(mut buffers) => {
+                let classification =
+                    self.classify_normalized(text, &normalized, language, &mut buffers);
+                buffers.trim();
+                classification
+            }
+            // Only reachable if a query ran inside another on this thread.
+            Err(_) => {
+                self.classify_normalized(text, &normalized, language, &mut QueryBuffers::default())
+            }
+        })
+    }
 
+    /// [`Self::classify`] of a text that is not blank, with its normalised
+    /// form, using `buffers` for the query's intermediate vectors.
+    fn classify_normalized(
+        &self,
+        text: &str,
+        normalized: &str,
+        language: Option<&str>,
+        buffers: &mut QueryBuffers,
+    ) -> Classification {
+        let unknown = Classification {
+            ranked: Vec::new(),
+            verdict: Verdict::Unknown,
+            evidence_language: None,
+        };
         // Model scores: (score, index of the language whose examples gave it).
-        let mut model: Vec<(f32, Option<usize>)> = vec![(0.0, None); self.intents.len()];
+        let model = &mut buffers.model;
+        model.clear();
+        model.resize(self.intents.len(), (0.0, None));
         if !normalized.is_empty() && !self.indexes.is_empty() {
-            let prepared = self.prepare(&normalized);
-            let mut acc = Vec::new();
+            let prepared = self.prepare(normalized, &mut buffers.ngrams, &mut buffers.spans);
             // The query's embedding, appended to every language's vector.
             let dense = self
                 .semantic
@@ -1064,23 +1132,31 @@ impl Matcher {
             }
             for li in langs {
                 let index = &self.indexes[li];
-                let mut query = self.vectorize(&prepared, index);
+                let query = &mut buffers.query;
+                self.vectorize(&prepared, index, &mut buffers.features, query);
                 query.extend_from_slice(&dense);
-                self.score_index(index, li, &query, &mut acc, &mut model);
+                self.score_index(
+                    index,
+                    li,
+                    query,
+                    &mut buffers.acc,
+                    &mut buffers.columns,
+                    model,
+                );
             }
         }
 
-        let forced: Vec<usize> = self
-            .intents
-            .iter()
-            .enumerate()
-            .filter(|(_, intent)| {
-                intent.patterns.iter().any(|p| {
-                    p.is_match(text) || (!normalized.is_empty() && p.is_match(&normalized))
+        let forced: Vec<usize> =
+            self.intents
+                .iter()
+                .enumerate()
+                .filter(|(_, intent)| {
+                    intent.patterns.iter().any(|p| {
+                        p.is_match(text) || (!normalized.is_empty() && p.is_match(normalized))
+                    })
                 })
-            })
-            .map(|(i, _)| i)
-            .collect();
+                .map(|(i, _)| i)
+                .collect();
         if normalized.is_empty() && forced.is_empty() {
             return unknown;
         }
@@ -1178,15 +1254,21 @@ impl Matcher {
         }
     }
 
-    /// Tokenises a normalised query and looks up its character n-grams.
-    fn prepare<'t>(&self, normalized: &'t str) -> Prepared<'t> {
+    /// Tokenises a normalised query and looks up its character n-grams
+    /// (into the reused `ngrams` and `spans`).
+    fn prepare<'t, 'b>(
+        &self,
+        normalized: &'t str,
+        ngrams: &'b mut Vec<Feature>,
+        spans: &'b mut Vec<(usize, usize)>,
+    ) -> Prepared<'t, 'b> {
         let mut scratch = Scratch::default();
         let tokens: Vec<(&str, u64)> = tokens(normalized)
             .take(MAX_TOKENS)
             .map(|t| (t, key_hash(t)))
             .collect();
-        let mut ngrams = Vec::new();
-        let mut spans = Vec::with_capacity(tokens.len());
+        ngrams.clear();
+        spans.clear();
         for &(token, hash) in &tokens {
             let start = ngrams.len();
             match self.ngram_spans.get(&hash) {
@@ -1219,15 +1301,22 @@ impl Matcher {
     }
 
     /// The query's unit vector over known features, analysed in the
-    /// language of `index` (the same features as [`extract_features`]).
+    /// language of `index` (the same features as [`extract_features`]),
+    /// into `out`; `features` is a reused buffer.
     /// Unseen features count in its length but cannot match anything.
     /// Tokens the examples have come from the caches; others are analysed.
-    fn vectorize(&self, query: &Prepared<'_>, index: &LangIndex) -> Sparse {
+    fn vectorize(
+        &self,
+        query: &Prepared<'_, '_>,
+        index: &LangIndex,
+        features: &mut Vec<(Feature, f32)>,
+        out: &mut Sparse,
+    ) {
         let lang = index.lang.as_str();
-        let mut features: Vec<(Feature, f32)> = Vec::with_capacity(query.ngrams.len() + 16);
+        features.clear();
         let mut key = String::new();
         let mut previous: Option<(Stem<'_>, bool)> = None;
-        for (&(token, hash), &(from, to)) in query.tokens.iter().zip(&query.spans) {
+        for (&(token, hash), &(from, to)) in query.tokens.iter().zip(query.spans) {
             let (word, stem, stop) = match index.tokens.get(&hash) {
                 Some(&(id, stop)) => (Feature::known(id), Stem::Known(id), stop),
                 None => {
@@ -1270,15 +1359,16 @@ impl Matcher {
             }
             previous = Some((stem, stop));
         }
-        self.weigh_query(features)
+        self.weigh_query(features, out);
     }
 
-    /// A query's feature occurrences as its unit vector over known features.
-    fn weigh_query(&self, mut features: Vec<(Feature, f32)>) -> Sparse {
-        merge_sorted(&mut features);
-        let mut known: Sparse = Vec::with_capacity(features.len());
+    /// A query's feature occurrences as its unit vector over known features,
+    /// into `known`.
+    fn weigh_query(&self, features: &mut Vec<(Feature, f32)>, known: &mut Sparse) {
+        merge_sorted(features);
+        known.clear();
         let mut sumsq = [0.0_f32; KINDS];
-        for (feature, tf) in features {
+        for &(feature, tf) in features.iter() {
             match feature.id() {
                 Some(id) => {
                     let w = sublinear(tf)
@@ -1297,10 +1387,9 @@ impl Matcher {
             }
         }
         let scale = group_scales(sumsq, self.tuning.group);
-        for (id, w) in &mut known {
+        for (id, w) in known.iter_mut() {
             *w *= scale[self.kind(*id)];
         }
-        known
     }
 
     fn kind(&self, id: u32) -> usize {
@@ -1308,13 +1397,15 @@ impl Matcher {
     }
 
     /// Scores the groups of one language index against a query vector and
-    /// raises each intent's best score in `best`. `acc` is a reusable buffer.
+    /// raises each intent's best score in `best`. `acc` and `columns` are
+    /// reused buffers.
     fn score_index(
         &self,
         index: &LangIndex,
         index_no: usize,
         query: &Sparse,
         acc: &mut Vec<f32>,
+        columns: &mut Vec<f32>,
         best: &mut [(f32, Option<usize>)],
     ) {
         // Cosines to every example, when this language keeps its postings.
@@ -1342,8 +1433,7 @@ impl Matcher {
             }
         }
         // SVM decision values, then centroid cosines, in one pass.
-        let mut columns = Vec::new();
-        index.linear.scores(query, &mut columns);
+        index.linear.scores(query, columns);
         let classes = index.groups.len();
         // One intent alone in a language has no counter-examples to learn
         // from: its SVM would claim every message. Similarity only, then.
@@ -1387,6 +1477,22 @@ impl Matcher {
 mod tests {
     use super::super::fixtures::{GENERAL_OUT_OF_SCOPE, IN_SCOPE, OUT_OF_SCOPE, intents};
     use super::*;
+
+    impl Matcher {
+        /// A normalised query's vector in each language index, in order.
+        fn query_vectors(&self, normalized: &str) -> Vec<Sparse> {
+            let (mut ngrams, mut spans) = (Vec::new(), Vec::new());
+            let prepared = self.prepare(normalized, &mut ngrams, &mut spans);
+            self.indexes
+                .iter()
+                .map(|index| {
+                    let mut out = Vec::new();
+                    self.vectorize(&prepared, index, &mut Vec::new(), &mut out);
+                    out
+                })
+                .collect()
+        }
+    }
 
     fn matcher() -> Matcher {
         Matcher::build(intents(), MatcherConfig::default())
@@ -1665,7 +1771,14 @@ mod tests {
                 lang,
                 |kind, key, w| features.push((cached.lookup(kind, key), w)),
             );
-            cached.weigh_query(features)
+            let mut out = Vec::new();
+            cached.weigh_query(&mut features, &mut out);
+            out
+        };
+        let vectorized = |m: &Matcher, query: &Prepared<'_, '_>, index: &LangIndex| {
+            let mut out = Vec::new();
+            m.vectorize(query, index, &mut Vec::new(), &mut out);
+            out
         };
         let mut queries: Vec<String> = IN_SCOPE
             .iter()
@@ -1695,11 +1808,19 @@ mod tests {
         }
         for q in &queries {
             let normalized = normalize(q);
-            let (a, b) = (cached.prepare(&normalized), plain.prepare(&normalized));
+            let (mut ngrams_a, mut spans_a, mut ngrams_b, mut spans_b) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let a = cached.prepare(&normalized, &mut ngrams_a, &mut spans_a);
+            let b = plain.prepare(&normalized, &mut ngrams_b, &mut spans_b);
             for (ia, ib) in cached.indexes.iter().zip(&plain.indexes) {
                 let expected = reference(&normalized, &ia.lang);
-                assert_eq!(cached.vectorize(&a, ia), expected, "{q:?} in {}", ia.lang);
-                assert_eq!(plain.vectorize(&b, ib), expected, "{q:?} in {}", ia.lang);
+                assert_eq!(
+                    vectorized(&cached, &a, ia),
+                    expected,
+                    "{q:?} in {}",
+                    ia.lang
+                );
+                assert_eq!(vectorized(&plain, &b, ib), expected, "{q:?} in {}", ia.lang);
             }
             for hint in [None, Some("es")] {
                 assert_eq!(cached.classify(q, hint), plain.classify(q, hint), "{q:?}");
@@ -2076,12 +2197,10 @@ mod tests {
             let mut touched = 0;
             for (lang, text) in &queries {
                 let normalized = normalize(text);
-                let prepared = m.prepare(&normalized);
-                for index in &m.indexes {
+                for (index, q) in m.indexes.iter().zip(m.query_vectors(&normalized)) {
                     if !same_language(&index.lang, lang) {
                         continue;
                     }
-                    let q = m.vectorize(&prepared, index);
                     for &(id, _) in &q {
                         let id = id as usize;
                         touched += (index.offsets[id + 1] - index.offsets[id]) as usize;
@@ -2097,23 +2216,14 @@ mod tests {
         let normalized: Vec<String> = queries.iter().map(|(_, q)| normalize(q)).collect();
         println!("  normalize: {:?}", t.elapsed() / n);
         let t = Instant::now();
-        let vectors: Vec<Vec<Sparse>> = normalized
-            .iter()
-            .map(|q| {
-                let prepared = m.prepare(q);
-                m.indexes
-                    .iter()
-                    .map(|i| m.vectorize(&prepared, i))
-                    .collect()
-            })
-            .collect();
+        let vectors: Vec<Vec<Sparse>> = normalized.iter().map(|q| m.query_vectors(q)).collect();
         println!("  vectorize x{}: {:?}", m.indexes.len(), t.elapsed() / n);
         let t = Instant::now();
-        let mut acc = Vec::new();
+        let (mut acc, mut columns) = (Vec::new(), Vec::new());
         for v in &vectors {
             let mut best = vec![(0.0, None); m.intents.len()];
             for (li, index) in m.indexes.iter().enumerate() {
-                m.score_index(index, li, &v[li], &mut acc, &mut best);
+                m.score_index(index, li, &v[li], &mut acc, &mut columns, &mut best);
             }
         }
         println!("  score: {:?}", t.elapsed() / n);
