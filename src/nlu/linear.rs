@@ -13,8 +13,8 @@
 /// `(feature id, weight)`, sorted by id, no duplicates.
 pub(crate) type Sparse = Vec<(u32, f32)>;
 
-/// Marks a feature without a row in [`LinearModel::row_of`].
-const NO_ROW: u32 = u32::MAX;
+/// How many features ahead [`LinearModel::scores`] asks for a row.
+const PREFETCH_AHEAD: usize = 4;
 
 /// Training settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,29 +44,52 @@ impl Default for SvmSettings {
 /// linear columns given at training (the matcher's centroids), so that one
 /// pass over the query's features yields both.
 ///
-/// Weights are kept as one dense row per feature over every column (trained,
-/// then fixed), stored as 16-bit integers with two scales a row (one for the
-/// trained part, one for the fixed part): half the memory a query reads of
-/// `f32` rows, for a relative error below 2^-15 of the part's largest weight
-/// (same accuracy on every benchmark). Dense rows beat sparse ones here even
-/// for the centroids (a fourteenth non-zero on banking77): a row is a few
-/// cache lines read in order and summed eight lanes at a time, where a
-/// sparse row scatters into the output one weight at a time.
+/// Weights are kept as one dense row per feature: the trained columns, then
+/// the fixed columns from the row's first non-zero one to its last (a
+/// character n-gram has no weight in the embedding centroids, an embedding
+/// dimension none in the lexical ones, a rare feature is in few centroids).
+/// They are stored as 16-bit integers with two scales a row (one for each
+/// part): half the memory a query reads of `f32` rows, for a relative error
+/// below 2^-15 of the part's largest weight (same accuracy on every
+/// benchmark). Dense rows beat sparse ones here even for the centroids (a
+/// fourteenth non-zero on banking77): a row is a few cache lines read in
+/// order and summed eight lanes at a time, where a sparse row scatters into
+/// the output one weight at a time.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LinearModel {
     /// Trained classes.
     classes: usize,
-    /// Trained classes, then fixed columns: the number of scores and the
-    /// width of a row.
+    /// Trained classes, then fixed columns: the number of scores.
     columns: usize,
-    /// Feature id → row, or [`NO_ROW`]: row `r` is
-    /// `dense[r * columns..(r + 1) * columns]`, its first `classes` weights
-    /// times `scale[2 * r]`, the others times `scale[2 * r + 1]`.
-    row_of: Vec<u32>,
+    /// Feature id → its row ([`Row::NONE`] for a feature no column uses).
+    rows: Vec<Row>,
+    /// The rows' weights, one after the other.
     dense: Vec<i16>,
-    scale: Vec<f32>,
     /// One bias per column (0 for the fixed columns).
     bias: Vec<f32>,
+}
+
+/// Where a feature's weights are in [`LinearModel::dense`]: the trained
+/// columns' weights at `start..start + classes` times `step`, then fixed
+/// columns `fixed_from..fixed_from + fixed_len` times `fixed_step`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    start: u32,
+    fixed_from: u32,
+    fixed_len: u32,
+    step: f32,
+    fixed_step: f32,
+}
+
+impl Row {
+    /// No row: the feature has no weight in any column.
+    const NONE: Row = Row {
+        start: u32::MAX,
+        fixed_from: 0,
+        fixed_len: 0,
+        step: 0.0,
+        fixed_step: 0.0,
+    };
 }
 
 /// The step that maps a part of a row onto `i16` (1 for an all-zero part).
@@ -138,48 +161,63 @@ impl LinearModel {
             })
             .collect();
         by_feature.sort_unstable_by_key(|&(f, c, _)| (f, c));
-        let mut row_of = vec![NO_ROW; features];
+        let mut rows = vec![Row::NONE; features];
         let mut dense = Vec::new();
-        let mut scale = Vec::new();
-        let mut rows = 0_u32;
-        let mut fixed_row = vec![0.0_f32; fixed.len()];
         let mut next_fixed = by_feature.iter().peekable();
+        let mut fixed_row: Vec<(u32, f32)> = Vec::new();
         let weight = |w: &Vec<f32>, f: usize| w.get(f).copied().unwrap_or(0.0);
-        for (f, slot) in row_of.iter_mut().enumerate() {
-            fixed_row.fill(0.0);
-            let mut fixed_used = false;
+        for (f, slot) in rows.iter_mut().enumerate() {
+            fixed_row.clear();
             while let Some(&&(g, c, x)) = next_fixed.peek() {
                 if g as usize != f {
                     break;
                 }
-                if let Some(slot) = fixed_row.get_mut(c as usize) {
-                    *slot = x;
-                    fixed_used = true;
-                }
+                fixed_row.push((c, x));
                 next_fixed.next();
             }
             let trained_used = trained.iter().any(|(w, _)| weight(w, f) != 0.0);
-            if !trained_used && !fixed_used {
+            if !trained_used && fixed_row.is_empty() {
                 continue;
             }
-            *slot = rows;
-            rows += 1;
+            let (fixed_from, fixed_to) = match (fixed_row.first(), fixed_row.last()) {
+                (Some(&(first, _)), Some(&(last, _))) => (first, last + 1),
+                _ => (0, 0),
+            };
             let step = quantum(trained.iter().map(|(w, _)| weight(w, f)));
-            let fixed_step = quantum(fixed_row.iter().copied());
-            scale.extend([step, fixed_step]);
+            let fixed_step = quantum(fixed_row.iter().map(|&(_, x)| x));
+            *slot = Row {
+                start: u32::try_from(dense.len()).unwrap_or(u32::MAX),
+                fixed_from,
+                fixed_len: fixed_to - fixed_from,
+                step,
+                fixed_step,
+            };
             dense.extend(trained.iter().map(|(w, _)| quantize(weight(w, f), step)));
-            dense.extend(fixed_row.iter().map(|&x| quantize(x, fixed_step)));
+            let from = dense.len();
+            dense.resize(from + (fixed_to - fixed_from) as usize, 0);
+            for &(c, x) in &fixed_row {
+                dense[from + (c - fixed_from) as usize] = quantize(x, fixed_step);
+            }
         }
         let mut bias: Vec<f32> = trained.iter().map(|(_, b)| *b).collect();
         bias.resize(columns, 0.0);
         LinearModel {
             classes,
             columns,
-            row_of,
+            rows,
             dense,
-            scale,
             bias,
         }
+    }
+
+    /// The weights of feature `f`'s row (trained part, then fixed part) and
+    /// the row, if it has one.
+    #[inline(always)]
+    fn row(&self, f: u32) -> Option<(&[i16], Row)> {
+        let row = *self.rows.get(f as usize)?;
+        let start = row.start as usize;
+        let len = self.classes + row.fixed_len as usize;
+        Some((self.dense.get(start..start + len)?, row))
     }
 
     /// Every column's value for `x` (decision values of the classes, then
@@ -214,40 +252,57 @@ impl LinearModel {
     #[inline(always)]
     fn accumulate(&self, x: &Sparse, out: &mut [f32]) {
         let classes = self.classes.min(self.columns);
-        let width = self.columns;
-        if out.len() != width {
+        if out.len() != self.columns {
             return;
         }
         let (out_trained, out_fixed) = out.split_at_mut(classes);
-        for &(f, v) in x {
-            let Some(&row) = self.row_of.get(f as usize) else {
-                continue;
-            };
-            if row == NO_ROW {
-                continue;
+        for (i, &(f, v)) in x.iter().enumerate() {
+            // Rows are scattered over megabytes: ask for a later feature's
+            // row now, so that it is in cache by the time it is summed.
+            if let Some(&(ahead, _)) = x.get(i + PREFETCH_AHEAD) {
+                self.prefetch_row(ahead);
             }
-            let row = row as usize;
-            let (Some(weights), Some(&[step, fixed_step])) = (
-                self.dense.get(row * width..(row + 1) * width),
-                self.scale.get(2 * row..2 * row + 2),
-            ) else {
+            let Some((weights, row)) = self.row(f) else {
                 continue;
             };
-            let (trained, fixed) = weights.split_at(classes);
-            let v_trained = v * step;
+            let (trained, fixed) = weights.split_at(classes.min(weights.len()));
+            let v_trained = v * row.step;
             for (o, &w) in out_trained.iter_mut().zip(trained) {
                 *o += v_trained * f32::from(w);
             }
-            let v_fixed = v * fixed_step;
+            let Some(out_fixed) = out_fixed.get_mut(row.fixed_from as usize..) else {
+                continue;
+            };
+            let v_fixed = v * row.fixed_step;
             for (o, &w) in out_fixed.iter_mut().zip(fixed) {
                 *o += v_fixed * f32::from(w);
             }
         }
     }
 
+    /// Hints the CPU to load the row of feature `f` into cache (nothing on
+    /// CPUs without a hint instruction here).
+    #[inline(always)]
+    fn prefetch_row(&self, f: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some((weights, _)) = self.row(f) {
+            for line in weights.chunks(32) {
+                // SAFETY: a prefetch never faults and changes no state; the
+                // pointer is inside `dense` anyway.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        line.as_ptr().cast(),
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = f;
+    }
+
     /// Bytes the model holds.
     pub(crate) fn heap_bytes(&self) -> usize {
-        2 * self.dense.len() + 4 * (self.row_of.len() + self.scale.len() + self.bias.len())
+        2 * self.dense.len() + std::mem::size_of::<Row>() * self.rows.len() + 4 * self.bias.len()
     }
 }
 
@@ -395,7 +450,7 @@ mod tests {
         let a = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 1);
         let b = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 3);
         assert_eq!(a.dense, b.dense);
-        assert_eq!(a.scale, b.scale);
+        assert_eq!(a.rows, b.rows);
         assert_eq!(a.bias, b.bias);
     }
 
