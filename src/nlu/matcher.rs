@@ -336,10 +336,9 @@ pub struct Matcher {
     /// Feature key ([`key_hash`]) → id. Keys are a kind letter followed by
     /// the feature.
     vocab: Vocab,
-    /// Feature id → group (`WORD`, `BIGRAM`, `CHARS`).
-    kinds: Vec<u8>,
-    /// Feature id → inverse document frequency.
-    idf: Vec<f32>,
+    /// Feature id → its inverse document frequency and group (`WORD`,
+    /// `BIGRAM`, `CHARS`), side by side: a query reads both, at one place.
+    stats: Vec<(f32, u8)>,
     /// IDF of a feature no example has.
     idf_unseen: f32,
     /// One index per example language, sorted by language.
@@ -360,7 +359,7 @@ impl fmt::Debug for Matcher {
         f.debug_struct("Matcher")
             .field("config", &self.config)
             .field("intents", &self.intents.len())
-            .field("features", &self.kinds.len())
+            .field("features", &self.stats.len())
             .field("semantic", &self.semantic)
             .field(
                 "languages",
@@ -1040,8 +1039,7 @@ impl Matcher {
             stemmers,
             intents: entries,
             vocab,
-            kinds,
-            idf,
+            stats: idf.into_iter().zip(kinds).collect(),
             idf_unseen,
             indexes,
             ngram_spans: caches.ngram_spans,
@@ -1371,13 +1369,13 @@ impl Matcher {
         for &(feature, tf) in features.iter() {
             match feature.id() {
                 Some(id) => {
-                    let w = sublinear(tf)
-                        * self
-                            .idf
-                            .get(id as usize)
-                            .copied()
-                            .unwrap_or(self.idf_unseen);
-                    sumsq[self.kind(id)] += w * w;
+                    let (idf, kind) = self
+                        .stats
+                        .get(id as usize)
+                        .copied()
+                        .unwrap_or((self.idf_unseen, CHARS));
+                    let w = sublinear(tf) * idf;
+                    sumsq[kind as usize % KINDS] += w * w;
                     known.push((id, w));
                 }
                 None => {
@@ -1393,7 +1391,7 @@ impl Matcher {
     }
 
     fn kind(&self, id: u32) -> usize {
-        self.kinds.get(id as usize).copied().unwrap_or(CHARS) as usize % KINDS
+        self.stats.get(id as usize).map_or(CHARS, |s| s.1) as usize % KINDS
     }
 
     /// Scores the groups of one language index against a query vector and
@@ -2178,7 +2176,7 @@ mod tests {
                     "fixture sentences"
                 },
                 m.intents.len(),
-                m.kinds.len()
+                m.stats.len()
             );
             for hinted in [false, true] {
                 let t = Instant::now();
