@@ -56,6 +56,7 @@
 //! A regex pattern that matches the raw message (or its normalised form)
 //! forces its intent to score 1.0.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -255,6 +256,9 @@ struct Tuning {
     svm_l1: bool,
     /// Languages with more examples than this score without the nearest example.
     nearest_max: usize,
+    /// A question mark in the raw text adds the token `?` to its analysis
+    /// (off: see [`analysed`] for what it measured).
+    question: bool,
 }
 
 impl Default for Tuning {
@@ -273,6 +277,7 @@ impl Default for Tuning {
             svm_eps: 0.1,
             svm_l1: false,
             nearest_max: NEAREST_MAX_EXAMPLES,
+            question: false,
         }
     }
 }
@@ -466,6 +471,34 @@ fn char_ngrams(token: &str, tuning: &Tuning, scratch: &mut Scratch, mut emit: im
             key.push_str(&padded[bounds[start]..bounds[start + n]]);
             emit(key);
         }
+    }
+}
+
+/// Whether `c` ends a question in some script.
+fn is_question_mark(c: char) -> bool {
+    matches!(c, '?' | '¿' | '？' | '﹖' | '؟' | '⸮')
+}
+
+/// The text a message's features are taken from: its normalised form, plus
+/// the token `?` at the end when the raw text has a question mark (`?`, `¿`
+/// and their full-width, Arabic and reversed forms). Normalisation removes
+/// punctuation, so no normalised token contains `?` and no word can pass
+/// for it; an empty normalised text stays empty.
+///
+/// Off by default (`Tuning::question`). A question tells "do I have an
+/// alarm at 9?" (show) from "alarm at 9" (set): on es-fbtod the token
+/// lifted dev accuracy from 98.49 to 98.64 % and 5-fold cross-validated
+/// accuracy on train from 98.20 to 98.31 %, and cross-validation on the
+/// other sets' train splits moved less than 0.1 point; but on the test
+/// splits it-xsid fell from 93.0 to 92.0 % (es-fbtod 98.3 → 98.4, banking77
+/// 91.3 → 91.4, hwu64 88.9 → 88.8). Punctuation follows the annotators'
+/// habits more than the intents: in it-xsid's 300 training rows 47 of the
+/// 60 question marks are weather questions, so the token learns "weather".
+fn analysed<'a>(tuning: &Tuning, raw: &str, normalized: &'a str) -> Cow<'a, str> {
+    if tuning.question && !normalized.is_empty() && raw.chars().any(is_question_mark) {
+        Cow::Owned(format!("{normalized} ?"))
+    } else {
+        Cow::Borrowed(normalized)
     }
 }
 
@@ -842,7 +875,8 @@ impl Matcher {
         let mut caches = TokenCaches::default();
         for (intent, examples) in examples_of.iter().enumerate() {
             for example in examples {
-                let normalized = normalize(&example.text);
+                let plain = normalize(&example.text);
+                let normalized = analysed(&tuning, &example.text, &plain);
                 if normalized.is_empty() {
                     tracing::warn!(
                         intent = %entries[intent].id,
@@ -1115,7 +1149,8 @@ impl Matcher {
         model.clear();
         model.resize(self.intents.len(), (0.0, None));
         if !normalized.is_empty() && !self.indexes.is_empty() {
-            let prepared = self.prepare(normalized, &mut buffers.ngrams, &mut buffers.spans);
+            let analysed = analysed(&self.tuning, text, normalized);
+            let prepared = self.prepare(&analysed, &mut buffers.ngrams, &mut buffers.spans);
             // The query's embedding, appended to every language's vector.
             let dense = self
                 .semantic
@@ -1540,6 +1575,92 @@ mod tests {
             }
             Verdict::Unknown => {}
         }
+    }
+
+    /// The tuning with the question-mark token on.
+    fn with_question() -> Tuning {
+        Tuning {
+            question: true,
+            ..Tuning::default()
+        }
+    }
+
+    #[test]
+    fn question_marks_add_one_token() {
+        let t = with_question();
+        let a = |raw: &str| analysed(&t, raw, &normalize(raw)).into_owned();
+        assert_eq!(a("¿Qué hora es?"), "que hora es ?");
+        assert_eq!(a("¿Qué hora es"), "que hora es ?");
+        assert_eq!(a("what time is it？"), "what time is it ?");
+        assert_eq!(a("متى تفتح؟"), "متى تفتح ?");
+        assert!(matches!(
+            analysed(&t, "set an alarm", "set an alarm"),
+            Cow::Borrowed("set an alarm")
+        ));
+        // Many marks still make one token; punctuation alone stays empty.
+        assert_eq!(a("¿¿¿alarma??? ?? ¡¿?!"), "alarma ?");
+        for empty in ["?", "¿?", " ?? ", "🙂?", ""] {
+            assert_eq!(a(empty), "", "{empty:?}");
+        }
+        // No word can pass for the token: normalisation drops every `?`.
+        assert!(!normalize("a?b ?? c?").contains('?'));
+        // Off: the normalised text as it is.
+        let off = Tuning {
+            question: false,
+            ..t
+        };
+        assert_eq!(analysed(&off, "¿hora?", "hora"), "hora");
+        // Huge input: one token at the end, whatever the number of marks.
+        let huge = "¿alarma? ".repeat(20_000);
+        let out = a(&huge);
+        assert_eq!(out.matches('?').count(), 1);
+        assert!(out.ends_with("alarma ?"));
+    }
+
+    #[test]
+    fn a_question_mark_tells_a_question_from_a_request() {
+        // The same words, asked or requested: only the mark tells them apart.
+        let intents = vec![
+            intent(
+                "show_alarms",
+                &[
+                    ("es", "¿tengo una alarma para mañana?"),
+                    ("es", "hay alarmas para el viernes?"),
+                    ("es", "¿alarma a las 7?"),
+                ],
+                &[],
+            ),
+            intent(
+                "set_alarm",
+                &[
+                    ("es", "tengo una alarma para mañana"),
+                    ("es", "hay alarmas para el viernes"),
+                    ("es", "alarma a las 7"),
+                ],
+                &[],
+            ),
+        ];
+        let m = Matcher::build_with(intents.clone(), MatcherConfig::default(), with_question());
+        for (text, want) in [
+            ("¿una alarma para el lunes?", "show_alarms"),
+            ("una alarma para el lunes", "set_alarm"),
+            ("alarma a las 8?", "show_alarms"),
+            ("alarma a las 8", "set_alarm"),
+        ] {
+            let c = m.classify(text, Some("es"));
+            check_invariants(&c, &m);
+            assert_eq!(top(&c), Some(want), "{text:?}: {c:?}");
+        }
+        // Marks alone are no message.
+        let c = m.classify("¿?", Some("es"));
+        assert_eq!(c.verdict, Verdict::Unknown);
+        assert!(c.ranked.is_empty());
+        // With the defaults (token off) the mark changes nothing.
+        let plain = Matcher::build(intents, MatcherConfig::default());
+        assert_eq!(
+            plain.classify("¿alarma a las 8?", Some("es")),
+            plain.classify("alarma a las 8", Some("es"))
+        );
     }
 
     #[test]
@@ -2508,6 +2629,7 @@ mod tests {
             "svm_eps" => t.svm_eps = f(),
             "svm_l1" => t.svm_l1 = n() == 1,
             "nearest_max" => t.nearest_max = n(),
+            "question" => t.question = n() == 1,
             other => panic!("unknown tuning key {other}"),
         }
     }
@@ -2529,7 +2651,10 @@ mod tests {
     /// `../shared/data/intents-bench`), `NLU_CV_SETS` (comma list),
     /// `NLU_CV_FOLDS` (default 5), `NLU_CV_VARIANTS` (`|`-separated
     /// `key=value,…` over the defaults, see [`set_tuning`]; empty: defaults),
-    /// `NLU_CV_TEST=1` to train on all of train and read test instead.
+    /// `NLU_CV_TEST=1` to train on all of train and read test instead,
+    /// `NLU_CV_DEV=1` to train on all of train and read `dev.csv` (sets
+    /// without one are cross-validated as usual), `NLU_CV_ERRORS=1` to print
+    /// every misclassified row (`want → got  text`).
     #[test]
     #[ignore]
     fn cv_report() {
@@ -2543,6 +2668,8 @@ mod tests {
         let folds: usize = env("NLU_CV_FOLDS", "5").parse().unwrap_or(5).max(2);
         let variants = env("NLU_CV_VARIANTS", "");
         let on_test = env("NLU_CV_TEST", "0") == "1";
+        let on_dev = env("NLU_CV_DEV", "0") == "1";
+        let errors = env("NLU_CV_ERRORS", "0") == "1";
         for set in sets.split(',') {
             let lang = match set {
                 s if s.starts_with("es") => "es",
@@ -2556,8 +2683,16 @@ mod tests {
                 .filter(|r| r.intent != OOS)
                 .collect();
             // (train rows, test rows) per fold.
-            let splits: Vec<(Vec<crate::eval::Row>, Vec<crate::eval::Row>)> = if on_test {
-                let test: Vec<_> = read_rows(&dir.join("test.csv"))
+            let dev_file = dir.join("dev.csv");
+            let use_dev = on_dev && !on_test && dev_file.exists();
+            let splits: Vec<(Vec<crate::eval::Row>, Vec<crate::eval::Row>)> = if on_test || use_dev
+            {
+                let file = if use_dev {
+                    dev_file
+                } else {
+                    dir.join("test.csv")
+                };
+                let test: Vec<_> = read_rows(&file)
                     .unwrap_or_else(|e| panic!("{e}"))
                     .into_iter()
                     .filter(|r| r.intent != OOS)
@@ -2612,12 +2747,25 @@ mod tests {
                             if c.ranked[0].score >= MatcherConfig::DEFAULT_SUGGEST_THRESHOLD {
                                 sure += 1;
                             }
+                        } else if errors {
+                            println!(
+                                "  {} → {}  {}",
+                                row.intent,
+                                top(&c).unwrap_or("-"),
+                                row.text
+                            );
                         }
                     }
                 }
                 println!(
                     "{set:10} {} {:6.2} % (>=0.3: {:6.2} %) build {:.2} s  [{spec}]",
-                    if on_test { "TEST" } else { "cv  " },
+                    if on_test {
+                        "TEST"
+                    } else if use_dev {
+                        "dev "
+                    } else {
+                        "cv  "
+                    },
                     100.0 * right as f64 / total as f64,
                     100.0 * sure as f64 / total as f64,
                     build.as_secs_f64() / splits.len() as f64,
