@@ -76,7 +76,7 @@ impl LinearModel {
     /// vectors become the columns after the classes. A model without
     /// documents says -1 ("not me") for every class.
     pub(crate) fn train(
-        docs: &[Sparse],
+        docs: &Docs,
         labels: &[usize],
         classes: usize,
         fixed: &[Sparse],
@@ -235,13 +235,69 @@ impl LinearModel {
     }
 }
 
-/// The training documents in one contiguous array (a pass reads them in
-/// a random order: one allocation and a prefetch a few documents ahead keep
-/// that from waiting on memory), with each one's diagonal term.
-struct Rows {
+/// Sparse documents in one contiguous array: no allocation per document,
+/// and a training pass, which reads them in a random order, can prefetch the
+/// next few.
+#[derive(Debug, Clone)]
+pub(crate) struct Docs {
     /// Document `i` is `entries[starts[i]..starts[i + 1]]`.
     starts: Vec<usize>,
     entries: Vec<(u32, f32)>,
+}
+
+impl Default for Docs {
+    fn default() -> Self {
+        Docs {
+            starts: vec![0],
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl From<&[Sparse]> for Docs {
+    fn from(docs: &[Sparse]) -> Self {
+        let mut all = Docs::default();
+        for x in docs {
+            all.push(x);
+        }
+        all
+    }
+}
+
+impl Docs {
+    /// Appends a document (`(feature id, weight)`, sorted by id).
+    pub(crate) fn push(&mut self, x: &[(u32, f32)]) {
+        self.entries.extend_from_slice(x);
+        self.starts.push(self.entries.len());
+    }
+
+    /// The number of documents.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// No documents.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Document `i` (empty beyond the last).
+    pub(crate) fn get(&self, i: usize) -> &[(u32, f32)] {
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&from), Some(&to)) => self.entries.get(from..to).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// The documents in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[(u32, f32)]> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// The training documents with each one's diagonal term.
+struct Rows<'d> {
+    docs: &'d Docs,
     /// `x·x + 1 + diag` of each document: the coordinate's curvature.
     qd: Vec<f32>,
     /// The L2 loss's diagonal term (0 for the L1 loss).
@@ -253,8 +309,8 @@ struct Rows {
 /// Documents prefetched ahead of the one a pass is at.
 const PREFETCH_AHEAD: usize = 3;
 
-impl Rows {
-    fn new(docs: &[Sparse], settings: SvmSettings) -> Rows {
+impl<'d> Rows<'d> {
+    fn new(docs: &'d Docs, settings: SvmSettings) -> Rows<'d> {
         // L2 loss: the diagonal term 1/(2C), no upper bound on alpha; L1
         // loss: no diagonal term, alpha at most C.
         let (diag, upper) = if settings.l1_loss {
@@ -262,20 +318,12 @@ impl Rows {
         } else {
             (0.5 / settings.c, f32::INFINITY)
         };
-        let mut starts = Vec::with_capacity(docs.len() + 1);
-        starts.push(0);
-        let mut entries = Vec::with_capacity(docs.iter().map(Vec::len).sum());
-        for x in docs {
-            entries.extend_from_slice(x);
-            starts.push(entries.len());
-        }
         let qd = docs
             .iter()
             .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
             .collect();
         Rows {
-            starts,
-            entries,
+            docs,
             qd,
             diag,
             upper,
@@ -283,11 +331,8 @@ impl Rows {
     }
 
     /// Document `i`.
-    fn doc(&self, i: usize) -> &[(u32, f32)] {
-        match (self.starts.get(i), self.starts.get(i + 1)) {
-            (Some(&from), Some(&to)) => self.entries.get(from..to).unwrap_or(&[]),
-            _ => &[],
-        }
+    fn doc(&self, i: usize) -> &'d [(u32, f32)] {
+        self.docs.get(i)
     }
 
     /// Asks the processor to bring document `i` into the cache.
@@ -443,7 +488,15 @@ mod tests {
             .map(|i| vec![((i % 3) as u32, 1.0), (3, 0.5)])
             .collect();
         let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
-        let m = LinearModel::train(&docs, &labels, 3, &[], 4, SvmSettings::default(), 2);
+        let m = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            3,
+            &[],
+            4,
+            SvmSettings::default(),
+            2,
+        );
         let mut out = Vec::new();
         for k in 0..3_u32 {
             m.scores(&vec![(k, 1.0)], &mut out);
@@ -468,12 +521,12 @@ mod tests {
             assert!((dot(&w, &x) - want).abs() < 1e-4, "length {len}");
         }
         // A feature beyond the weights weighs nothing.
-        assert_eq!(dot(&w, &vec![(3, 2.0), (99, 5.0)]), 3.0);
+        assert_eq!(dot(&w, &[(3, 2.0), (99, 5.0)]), 3.0);
     }
 
     #[test]
     fn empty_input_gives_a_model_that_rejects() {
-        let m = LinearModel::train(&[], &[], 2, &[], 0, SvmSettings::default(), 1);
+        let m = LinearModel::train(&Docs::default(), &[], 2, &[], 0, SvmSettings::default(), 1);
         let mut out = Vec::new();
         m.scores(&vec![(0, 1.0)], &mut out);
         assert_eq!(out, vec![-1.0, -1.0]);
@@ -485,8 +538,24 @@ mod tests {
             .map(|i| vec![((i % 4) as u32, 1.0), (4 + (i % 7) as u32, 0.3)])
             .collect();
         let labels: Vec<usize> = (0..40).map(|i| i % 4).collect();
-        let a = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 1);
-        let b = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 3);
+        let a = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            4,
+            &[],
+            11,
+            SvmSettings::default(),
+            1,
+        );
+        let b = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            4,
+            &[],
+            11,
+            SvmSettings::default(),
+            3,
+        );
         assert_eq!(a.dense, b.dense);
         assert_eq!(a.values, b.values);
         assert_eq!(a.cols, b.cols);
@@ -497,7 +566,15 @@ mod tests {
     fn fixed_columns_are_dot_products() {
         let docs: Vec<Sparse> = vec![vec![(0, 1.0)], vec![(1, 1.0)]];
         let fixed = vec![vec![(0, 0.5), (2, 2.0)]];
-        let m = LinearModel::train(&docs, &[0, 1], 2, &fixed, 3, SvmSettings::default(), 1);
+        let m = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &[0, 1],
+            2,
+            &fixed,
+            3,
+            SvmSettings::default(),
+            1,
+        );
         let mut out = Vec::new();
         m.scores(&vec![(0, 1.0), (2, 1.0)], &mut out);
         assert_eq!(out.len(), 3);
