@@ -526,15 +526,7 @@ fn samples_capped(
             });
         }
         let matcher = build(training, MatcherConfig::default());
-        for (text, want) in queries {
-            let ranked = matcher.classify(text, None).ranked;
-            let top = ranked.first().map_or(0.0, |c| c.score);
-            let second = ranked.get(1).map_or(0.0, |c| c.score);
-            let sample = Sample {
-                top,
-                gap: top - second,
-                right: want.is_some_and(|w| ranked.first().is_some_and(|c| c.intent == w)),
-            };
+        for ((_, want), sample) in queries.iter().zip(classify_all(&matcher, &queries)) {
             match want {
                 Some(_) => inside.push(sample),
                 None => outside.push(sample),
@@ -555,6 +547,45 @@ fn samples_capped(
         inside,
         outside,
         rounds,
+    })
+}
+
+/// Queries each thread of [`classify_all`] takes at least.
+const QUERIES_PER_THREAD: usize = 256;
+
+/// The sample of each `(text, its intent)` query (no intent: out of scope),
+/// in order, classified on up to as many threads as there are cores.
+fn classify_all(matcher: &Matcher, queries: &[(&str, Option<&str>)]) -> Vec<Sample> {
+    let sample = |&(text, want): &(&str, Option<&str>)| {
+        let ranked = matcher.classify(text, None).ranked;
+        let top = ranked.first().map_or(0.0, |c| c.score);
+        let second = ranked.get(1).map_or(0.0, |c| c.score);
+        Sample {
+            top,
+            gap: top - second,
+            right: want.is_some_and(|w| ranked.first().is_some_and(|c| c.intent == w)),
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(queries.len() / QUERIES_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return queries.iter().map(sample).collect();
+    }
+    let per_thread = queries.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = queries
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || part.iter().map(sample).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }
 
@@ -763,6 +794,31 @@ mod tests {
     use super::super::fixtures::{IN_SCOPE, OUT_OF_SCOPE, intents};
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn classify_all_keeps_the_order_of_the_queries() {
+        let matcher = Matcher::build(intents(), MatcherConfig::default());
+        // Enough queries for several threads, each one twice: in scope
+        // with its intent, and as an out-of-scope query.
+        let mut queries: Vec<(&str, Option<&str>)> = Vec::new();
+        while queries.len() < 4 * QUERIES_PER_THREAD {
+            for &(text, _, intent) in IN_SCOPE {
+                queries.push((text, Some(intent)));
+            }
+            for &(text, _) in OUT_OF_SCOPE {
+                queries.push((text, None));
+            }
+        }
+        let together = classify_all(&matcher, &queries);
+        let one_by_one: Vec<Sample> = queries
+            .iter()
+            .flat_map(|q| classify_all(&matcher, std::slice::from_ref(q)))
+            .collect();
+        assert_eq!(together.len(), queries.len());
+        assert_eq!(together, one_by_one);
+        assert!(together.iter().any(|s| s.right), "some answers are right");
+        assert!(classify_all(&matcher, &[]).is_empty());
+    }
 
     fn sample(top: f32, right: bool) -> Sample {
         Sample {

@@ -113,7 +113,7 @@ impl LinearModel {
     /// vectors become the columns after the classes. A model without
     /// documents says -1 ("not me") for every class.
     pub(crate) fn train(
-        docs: &[Sparse],
+        docs: &Docs,
         labels: &[usize],
         classes: usize,
         fixed: &[Sparse],
@@ -126,18 +126,23 @@ impl LinearModel {
             return Self::from_columns(&trained, fixed, features);
         }
         let threads = threads.clamp(1, classes);
+        let rows = Rows::new(docs, settings);
         // Per class: (dense weights, bias).
         let mut trained: Vec<(Vec<f32>, f32)> = vec![(Vec::new(), 0.0); classes];
         let per_thread = classes.div_ceil(threads);
         std::thread::scope(|scope| {
             for (chunk_no, chunk) in trained.chunks_mut(per_thread).enumerate() {
+                let rows = &rows;
                 scope.spawn(move || {
-                    let mut w = vec![0.0_f32; features];
                     let mut alpha = vec![0.0_f32; docs.len()];
+                    let mut order = Vec::with_capacity(docs.len());
                     for (k, slot) in chunk.iter_mut().enumerate() {
                         let class = chunk_no * per_thread + k;
-                        let b = train_one(docs, labels, class, settings, &mut w, &mut alpha);
-                        *slot = (w.clone(), b);
+                        let mut w = vec![0.0_f32; features];
+                        let b = train_one(
+                            rows, labels, class, settings, &mut w, &mut alpha, &mut order,
+                        );
+                        *slot = (w, b);
                     }
                 });
             }
@@ -306,37 +311,149 @@ impl LinearModel {
     }
 }
 
+/// Sparse documents in one contiguous array: no allocation per document,
+/// and a training pass, which reads them in a random order, can prefetch the
+/// next few.
+#[derive(Debug, Clone)]
+pub(crate) struct Docs {
+    /// Document `i` is `entries[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+    entries: Vec<(u32, f32)>,
+}
+
+impl Default for Docs {
+    fn default() -> Self {
+        Docs {
+            starts: vec![0],
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl From<&[Sparse]> for Docs {
+    fn from(docs: &[Sparse]) -> Self {
+        let mut all = Docs::default();
+        for x in docs {
+            all.push(x);
+        }
+        all
+    }
+}
+
+impl Docs {
+    /// Appends a document (`(feature id, weight)`, sorted by id).
+    pub(crate) fn push(&mut self, x: &[(u32, f32)]) {
+        self.entries.extend_from_slice(x);
+        self.starts.push(self.entries.len());
+    }
+
+    /// The number of documents.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// No documents.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Document `i` (empty beyond the last).
+    pub(crate) fn get(&self, i: usize) -> &[(u32, f32)] {
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&from), Some(&to)) => self.entries.get(from..to).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// The documents in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[(u32, f32)]> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// The training documents with each one's diagonal term.
+struct Rows<'d> {
+    docs: &'d Docs,
+    /// `x·x + 1 + diag` of each document: the coordinate's curvature.
+    qd: Vec<f32>,
+    /// The L2 loss's diagonal term (0 for the L1 loss).
+    diag: f32,
+    /// The bound on each `alpha` (infinite for the L2 loss).
+    upper: f32,
+}
+
+/// Documents prefetched ahead of the one a pass is at.
+const PREFETCH_AHEAD: usize = 3;
+
+impl<'d> Rows<'d> {
+    fn new(docs: &'d Docs, settings: SvmSettings) -> Rows<'d> {
+        // L2 loss: the diagonal term 1/(2C), no upper bound on alpha; L1
+        // loss: no diagonal term, alpha at most C.
+        let (diag, upper) = if settings.l1_loss {
+            (0.0, settings.c)
+        } else {
+            (0.5 / settings.c, f32::INFINITY)
+        };
+        let qd = docs
+            .iter()
+            .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
+            .collect();
+        Rows {
+            docs,
+            qd,
+            diag,
+            upper,
+        }
+    }
+
+    /// Document `i`.
+    fn doc(&self, i: usize) -> &'d [(u32, f32)] {
+        self.docs.get(i)
+    }
+
+    /// Asks the processor to bring document `i` into the cache.
+    fn prefetch(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let doc = self.doc(i);
+            // 8 entries of 8 bytes: one cache line.
+            for line in doc.chunks(8) {
+                // SAFETY: a prefetch is a hint that never faults; the pointer
+                // is into a live slice anyway.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+}
+
 /// Dual coordinate descent for one class against the rest; leaves the weights
-/// in `w` and returns the bias. `w` and `alpha` are scratch, reset here.
+/// in `w` and returns the bias. `w`, `alpha` and `order` are scratch, reset
+/// here.
 fn train_one(
-    docs: &[Sparse],
+    rows: &Rows,
     labels: &[usize],
     class: usize,
     settings: SvmSettings,
     w: &mut [f32],
     alpha: &mut [f32],
+    order: &mut Vec<usize>,
 ) -> f32 {
+    let n = rows.qd.len();
     w.fill(0.0);
     alpha.fill(0.0);
     let mut b = 0.0_f32;
-    // L2 loss: the diagonal term 1/(2C), no upper bound on alpha; L1 loss:
-    // no diagonal term, alpha at most C.
-    let (diag, upper) = if settings.l1_loss {
-        (0.0, settings.c)
-    } else {
-        (0.5 / settings.c, f32::INFINITY)
-    };
-    let qd: Vec<f32> = docs
-        .iter()
-        .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
-        .collect();
-    let mut order: Vec<usize> = (0..docs.len()).collect();
+    let (diag, upper, qd) = (rows.diag, rows.upper, &rows.qd);
+    order.clear();
+    order.extend(0..n);
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ class as u64;
     // Shrinking (liblinear): an example at a bound whose gradient points
     // outwards beyond the last pass's spread leaves the active set, so later
     // passes walk mostly the support vectors; all of them are checked again
     // before stopping.
-    let mut active = docs.len();
+    let mut active = n;
     let (mut pg_max_old, mut pg_min_old) = (f32::INFINITY, f32::NEG_INFINITY);
     for _ in 0..settings.max_epochs {
         // A fresh random order each pass (seeded: builds are reproducible).
@@ -346,13 +463,24 @@ fn train_one(
                 .wrapping_add(1_442_695_040_888_963_407);
             order.swap(i, (seed >> 33) as usize % (i + 1));
         }
+        for &i in order.iter().take(PREFETCH_AHEAD.min(active)) {
+            rows.prefetch(i);
+        }
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
         let mut s = 0;
         while s < active {
+            // The document PREFETCH_AHEAD places on, unless shrinking
+            // swaps another one there (then it is only a wasted hint).
+            if let Some(&ahead) = order
+                .get(s + PREFETCH_AHEAD)
+                .filter(|_| s + PREFETCH_AHEAD < active)
+            {
+                rows.prefetch(ahead);
+            }
             let i = order[s];
-            let x = &docs[i];
+            let x = rows.doc(i);
             let y = if labels[i] == class { 1.0 } else { -1.0 };
-            let dot: f32 = x.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>() + b;
+            let dot = dot(w, x) + b;
             let g = y * dot - 1.0 + diag * alpha[i];
             let pg = if alpha[i] == 0.0 {
                 if g > pg_max_old {
@@ -387,11 +515,11 @@ fn train_one(
             }
         }
         if pg_max - pg_min < settings.eps {
-            if active == docs.len() {
+            if active == n {
                 break;
             }
             // Converged on the active set: check every example again.
-            active = docs.len();
+            active = n;
             pg_max_old = f32::INFINITY;
             pg_min_old = f32::NEG_INFINITY;
             continue;
@@ -406,6 +534,25 @@ fn train_one(
     b
 }
 
+/// `w · x` in four independent sums (the additions of one sum wait on each
+/// other; four keep the processor busy).
+fn dot(w: &[f32], x: &[(u32, f32)]) -> f32 {
+    let weight = |f: u32| w.get(f as usize).copied().unwrap_or(0.0);
+    let mut sums = [0.0_f32; 4];
+    let chunks = x.chunks_exact(4);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (sum, &(f, v)) in sums.iter_mut().zip(chunk) {
+            *sum += weight(f) * v;
+        }
+    }
+    let mut total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+    for &(f, v) in rest {
+        total += weight(f) * v;
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,7 +564,15 @@ mod tests {
             .map(|i| vec![((i % 3) as u32, 1.0), (3, 0.5)])
             .collect();
         let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
-        let m = LinearModel::train(&docs, &labels, 3, &[], 4, SvmSettings::default(), 2);
+        let m = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            3,
+            &[],
+            4,
+            SvmSettings::default(),
+            2,
+        );
         let mut out = Vec::new();
         for k in 0..3_u32 {
             m.scores(&vec![(k, 1.0)], &mut out);
@@ -434,8 +589,20 @@ mod tests {
     }
 
     #[test]
+    fn dot_products_of_any_length() {
+        let w: Vec<f32> = (0..16).map(|i| i as f32 * 0.5).collect();
+        for len in 0..10_u32 {
+            let x: Sparse = (0..len).map(|f| (f, 1.0 + f as f32)).collect();
+            let want: f32 = x.iter().map(|&(f, v)| w[f as usize] * v).sum();
+            assert!((dot(&w, &x) - want).abs() < 1e-4, "length {len}");
+        }
+        // A feature beyond the weights weighs nothing.
+        assert_eq!(dot(&w, &[(3, 2.0), (99, 5.0)]), 3.0);
+    }
+
+    #[test]
     fn empty_input_gives_a_model_that_rejects() {
-        let m = LinearModel::train(&[], &[], 2, &[], 0, SvmSettings::default(), 1);
+        let m = LinearModel::train(&Docs::default(), &[], 2, &[], 0, SvmSettings::default(), 1);
         let mut out = Vec::new();
         m.scores(&vec![(0, 1.0)], &mut out);
         assert_eq!(out, vec![-1.0, -1.0]);
@@ -447,8 +614,24 @@ mod tests {
             .map(|i| vec![((i % 4) as u32, 1.0), (4 + (i % 7) as u32, 0.3)])
             .collect();
         let labels: Vec<usize> = (0..40).map(|i| i % 4).collect();
-        let a = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 1);
-        let b = LinearModel::train(&docs, &labels, 4, &[], 11, SvmSettings::default(), 3);
+        let a = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            4,
+            &[],
+            11,
+            SvmSettings::default(),
+            1,
+        );
+        let b = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            4,
+            &[],
+            11,
+            SvmSettings::default(),
+            3,
+        );
         assert_eq!(a.dense, b.dense);
         assert_eq!(a.rows, b.rows);
         assert_eq!(a.bias, b.bias);
@@ -495,7 +678,15 @@ mod tests {
     fn fixed_columns_are_dot_products() {
         let docs: Vec<Sparse> = vec![vec![(0, 1.0)], vec![(1, 1.0)]];
         let fixed = vec![vec![(0, 0.5), (2, 2.0)]];
-        let m = LinearModel::train(&docs, &[0, 1], 2, &fixed, 3, SvmSettings::default(), 1);
+        let m = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &[0, 1],
+            2,
+            &fixed,
+            3,
+            SvmSettings::default(),
+            1,
+        );
         let mut out = Vec::new();
         m.scores(&vec![(0, 1.0), (2, 1.0)], &mut out);
         assert_eq!(out.len(), 3);

@@ -65,7 +65,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::embed::{Semantic, SemanticSettings};
-use super::linear::{LinearModel, SvmSettings};
+use super::linear::{Docs, LinearModel, SvmSettings};
 use super::normalize::{normalize, tokens};
 use super::stem::{Stemmers, is_stop_word};
 
@@ -960,7 +960,7 @@ impl Matcher {
             by_lang.entry(lang).or_default().push((intent, tfs));
         }
         for (lang, lang_groups) in by_lang {
-            let mut docs: Vec<Sparse> = Vec::new();
+            let mut docs = Docs::default();
             let mut centroids: Vec<Sparse> = Vec::new();
             let mut index_groups: Vec<Group> = Vec::new();
             let mut dense_centroids: Vec<Sparse> = Vec::new();
@@ -973,7 +973,7 @@ impl Matcher {
                     if let Some(semantic) = &semantic {
                         semantic.append_example(*text, &mut v);
                     }
-                    docs.push(v);
+                    docs.push(&v);
                 }
                 if let Some(semantic) = &semantic {
                     dense_centroids.extend(semantic.centroid(tfs.iter().map(|(_, t)| *t)));
@@ -1014,19 +1014,23 @@ impl Matcher {
                 },
                 threads,
             );
-            if docs.len() > tuning.nearest_max {
-                docs.clear();
-            }
-            // The nearest example is lexical: its postings leave the
-            // embedding features out.
-            for v in docs.iter_mut().filter(|_| semantic.is_some()) {
-                v.retain(|&(id, _)| (id as usize) < kinds.len());
-            }
-
-            // CSR postings of the examples, for the nearest one.
+            // CSR postings of the examples, for the nearest one (only with
+            // few examples). The nearest example is lexical: its postings
+            // leave the embedding features out.
+            let posted = if docs.len() > tuning.nearest_max {
+                0
+            } else {
+                docs.len()
+            };
+            let lexical = |v: &'_ [(u32, f32)]| -> Vec<(u32, f32)> {
+                v.iter()
+                    .copied()
+                    .filter(|&(id, _)| (id as usize) < kinds.len())
+                    .collect()
+            };
             let mut counts = vec![0_u32; kinds.len() + 1];
-            for v in &docs {
-                for &(id, _) in v {
+            for v in docs.iter().take(posted) {
+                for (id, _) in lexical(v) {
                     counts[id as usize + 1] += 1;
                 }
             }
@@ -1038,8 +1042,8 @@ impl Matcher {
             let total = offsets.last().copied().unwrap_or(0) as usize;
             let mut post_docs = vec![0_u32; total];
             let mut post_weights = vec![0.0_f32; total];
-            for (doc, v) in docs.iter().enumerate() {
-                for &(id, w) in v {
+            for (doc, v) in docs.iter().take(posted).enumerate() {
+                for (id, w) in lexical(v) {
                     let slot = &mut fill[id as usize];
                     post_docs[*slot as usize] = doc as u32;
                     post_weights[*slot as usize] = w;
@@ -1051,7 +1055,7 @@ impl Matcher {
                 tokens,
                 lang,
                 groups: index_groups,
-                docs: docs.len(),
+                docs: posted,
                 offsets,
                 post_docs,
                 post_weights,
