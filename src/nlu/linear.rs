@@ -14,7 +14,7 @@
 pub(crate) type Sparse = Vec<(u32, f32)>;
 
 /// How many features ahead [`LinearModel::scores`] asks for a row.
-const PREFETCH_AHEAD: usize = 4;
+const ROW_PREFETCH_AHEAD: usize = 4;
 
 /// Training settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -264,7 +264,7 @@ impl LinearModel {
         for (i, &(f, v)) in x.iter().enumerate() {
             // Rows are scattered over megabytes: ask for a later feature's
             // row now, so that it is in cache by the time it is summed.
-            if let Some(&(ahead, _)) = x.get(i + PREFETCH_AHEAD) {
+            if let Some(&(ahead, _)) = x.get(i + ROW_PREFETCH_AHEAD) {
                 self.prefetch_row(ahead);
             }
             let Some((weights, row)) = self.row(f) else {
@@ -383,7 +383,7 @@ struct Rows<'d> {
 }
 
 /// Documents prefetched ahead of the one a pass is at.
-const PREFETCH_AHEAD: usize = 3;
+const DOC_PREFETCH_AHEAD: usize = 3;
 
 impl<'d> Rows<'d> {
     fn new(docs: &'d Docs, settings: SvmSettings) -> Rows<'d> {
@@ -463,17 +463,17 @@ fn train_one(
                 .wrapping_add(1_442_695_040_888_963_407);
             order.swap(i, (seed >> 33) as usize % (i + 1));
         }
-        for &i in order.iter().take(PREFETCH_AHEAD.min(active)) {
+        for &i in order.iter().take(DOC_PREFETCH_AHEAD.min(active)) {
             rows.prefetch(i);
         }
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
         let mut s = 0;
         while s < active {
-            // The document PREFETCH_AHEAD places on, unless shrinking
+            // The document DOC_PREFETCH_AHEAD places on, unless shrinking
             // swaps another one there (then it is only a wasted hint).
             if let Some(&ahead) = order
-                .get(s + PREFETCH_AHEAD)
-                .filter(|_| s + PREFETCH_AHEAD < active)
+                .get(s + DOC_PREFETCH_AHEAD)
+                .filter(|_| s + DOC_PREFETCH_AHEAD < active)
             {
                 rows.prefetch(ahead);
             }
