@@ -648,7 +648,15 @@ mod tests {
         let fixed: Vec<Sparse> = (0..5_u32)
             .map(|c| vec![(c, 0.5), (13 + c, 0.25), (20, 0.125 * c as f32)])
             .collect();
-        let m = LinearModel::train(&docs, &labels, 13, &fixed, 23, SvmSettings::default(), 1);
+        let m = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            13,
+            &fixed,
+            23,
+            SvmSettings::default(),
+            1,
+        );
         let query: Sparse = vec![(1, 0.3), (5, 0.6), (14, 0.2), (20, 0.7), (22, 0.1)];
         let mut dispatched = Vec::new();
         m.scores(&query, &mut dispatched);
