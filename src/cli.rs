@@ -1215,8 +1215,21 @@ fn print_eval(out: &mut impl Write, report: &EvalReport) -> Result<(), CliError>
         "  closed-set accuracy  {}",
         pct(report.closed_set_accuracy)
     )?;
-    writeln!(out, "  oos recall           {}", opt(report.oos_recall))?;
-    writeln!(out, "  oos precision        {}", opt(report.oos_precision))?;
+    if report.oos_rows == 0 {
+        // Precision would be 0 % by definition (no unknown can be an `oos`
+        // row): say why there is no figure instead.
+        writeln!(
+            out,
+            "  oos recall           — (the test file has no oos rows)"
+        )?;
+        writeln!(
+            out,
+            "  oos precision        — (the test file has no oos rows)"
+        )?;
+    } else {
+        writeln!(out, "  oos recall           {}", opt(report.oos_recall))?;
+        writeln!(out, "  oos precision        {}", opt(report.oos_precision))?;
+    }
     writeln!(
         out,
         "  threshold            {:.3} ({}); answer from {:.3}",

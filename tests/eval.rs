@@ -177,6 +177,34 @@ fn trains_from_rows_and_chooses_the_threshold_on_dev() {
         "{text}"
     );
     assert!(text.contains("calibration needs at least 10"), "{text}");
+    // This test file has an oos row: its recall is a figure.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  oos recall ") && l.ends_with(" %")),
+        "{text}"
+    );
+
+    // Without oos rows, no out-of-scope figure (precision would read 0 %).
+    let in_scope_only = write(
+        "in-scope.csv",
+        "text,intent\nwhat are your opening hours,hours\nsomething else entirely,refund\n",
+    );
+    let out = frontdesk(&[
+        "eval",
+        "--train",
+        &train,
+        "--test",
+        &in_scope_only,
+        "--holdout-splits",
+        "0",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  oos precision        — (the test file has no oos rows)"),
+        "{text}"
+    );
+    assert!(!text.contains("oos precision        0.0 %"), "{text}");
 }
 
 #[test]
