@@ -223,7 +223,36 @@ fn broken_intents_are_refused_with_file_line_and_key() {
 
     let missing = run(&["check", "--intents", "/nonexistent/intents"], "");
     assert!(!missing.status.success());
-    assert!(text(&missing.stderr).contains("cannot read the intents directory"));
+    let stderr = text(&missing.stderr);
+    assert!(
+        stderr.contains("cannot read the intents directory"),
+        "{stderr}"
+    );
+    // The cause is said once, not once per layer of the error.
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `frontdesk report | head -1`: the reader closes the pipe before the
+    // report is written. That is the reader's choice, not a failure.
+    let data = tempfile::tempdir().unwrap();
+    let mut child = frontdesk(&["report", "--data", data.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the frontdesk binary runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
 }
 
 #[test]
