@@ -126,13 +126,13 @@ impl LinearModel {
             return Self::from_columns(&trained, fixed, features);
         }
         let threads = threads.clamp(1, classes);
-        let rows = Rows::new(docs, settings);
+        let training = Training::new(docs, settings);
         // Per class: (dense weights, bias).
         let mut trained: Vec<(Vec<f32>, f32)> = vec![(Vec::new(), 0.0); classes];
         let per_thread = classes.div_ceil(threads);
         std::thread::scope(|scope| {
             for (chunk_no, chunk) in trained.chunks_mut(per_thread).enumerate() {
-                let rows = &rows;
+                let training = &training;
                 scope.spawn(move || {
                     let mut alpha = vec![0.0_f32; docs.len()];
                     let mut order = Vec::with_capacity(docs.len());
@@ -140,7 +140,7 @@ impl LinearModel {
                         let class = chunk_no * per_thread + k;
                         let mut w = vec![0.0_f32; features];
                         let b = train_one(
-                            rows, labels, class, settings, &mut w, &mut alpha, &mut order,
+                            training, labels, class, settings, &mut w, &mut alpha, &mut order,
                         );
                         *slot = (w, b);
                     }
@@ -285,24 +285,12 @@ impl LinearModel {
         }
     }
 
-    /// Hints the CPU to load the row of feature `f` into cache (nothing on
-    /// CPUs without a hint instruction here).
+    /// Hints the CPU to load the row of feature `f` into cache.
     #[inline(always)]
     fn prefetch_row(&self, f: u32) {
-        #[cfg(target_arch = "x86_64")]
         if let Some((weights, _)) = self.row(f) {
-            for line in weights.chunks(32) {
-                // SAFETY: a prefetch never faults and changes no state; the
-                // pointer is inside `dense` anyway.
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                        line.as_ptr().cast(),
-                    );
-                }
-            }
+            prefetch(weights);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = f;
     }
 
     /// Bytes the model holds.
@@ -372,7 +360,7 @@ impl Docs {
 }
 
 /// The training documents with each one's diagonal term.
-struct Rows<'d> {
+struct Training<'d> {
     docs: &'d Docs,
     /// `x·x + 1 + diag` of each document: the coordinate's curvature.
     qd: Vec<f32>,
@@ -385,8 +373,8 @@ struct Rows<'d> {
 /// Documents prefetched ahead of the one a pass is at.
 const DOC_PREFETCH_AHEAD: usize = 3;
 
-impl<'d> Rows<'d> {
-    fn new(docs: &'d Docs, settings: SvmSettings) -> Rows<'d> {
+impl<'d> Training<'d> {
+    fn new(docs: &'d Docs, settings: SvmSettings) -> Training<'d> {
         // L2 loss: the diagonal term 1/(2C), no upper bound on alpha; L1
         // loss: no diagonal term, alpha at most C.
         let (diag, upper) = if settings.l1_loss {
@@ -398,7 +386,7 @@ impl<'d> Rows<'d> {
             .iter()
             .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
             .collect();
-        Rows {
+        Training {
             docs,
             qd,
             diag,
@@ -413,27 +401,33 @@ impl<'d> Rows<'d> {
 
     /// Asks the processor to bring document `i` into the cache.
     fn prefetch(&self, i: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let doc = self.doc(i);
-            // 8 entries of 8 bytes: one cache line.
-            for line in doc.chunks(8) {
-                // SAFETY: a prefetch is a hint that never faults; the pointer
-                // is into a live slice anyway.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        prefetch(self.doc(i));
     }
+}
+
+/// Asks the processor to bring every cache line of `items` into the cache
+/// (nothing on processors without a hint instruction here).
+#[inline(always)]
+fn prefetch<T>(items: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
+        for line in items.chunks(per_line) {
+            // SAFETY: a prefetch is a hint that never faults and changes no
+            // state; the pointer is into a live slice anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = items;
 }
 
 /// Dual coordinate descent for one class against the rest; leaves the weights
 /// in `w` and returns the bias. `w`, `alpha` and `order` are scratch, reset
 /// here.
 fn train_one(
-    rows: &Rows,
+    training: &Training,
     labels: &[usize],
     class: usize,
     settings: SvmSettings,
@@ -441,11 +435,11 @@ fn train_one(
     alpha: &mut [f32],
     order: &mut Vec<usize>,
 ) -> f32 {
-    let n = rows.qd.len();
+    let n = training.qd.len();
     w.fill(0.0);
     alpha.fill(0.0);
     let mut b = 0.0_f32;
-    let (diag, upper, qd) = (rows.diag, rows.upper, &rows.qd);
+    let (diag, upper, qd) = (training.diag, training.upper, &training.qd);
     order.clear();
     order.extend(0..n);
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ class as u64;
@@ -464,7 +458,7 @@ fn train_one(
             order.swap(i, (seed >> 33) as usize % (i + 1));
         }
         for &i in order.iter().take(DOC_PREFETCH_AHEAD.min(active)) {
-            rows.prefetch(i);
+            training.prefetch(i);
         }
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
         let mut s = 0;
@@ -475,10 +469,10 @@ fn train_one(
                 .get(s + DOC_PREFETCH_AHEAD)
                 .filter(|_| s + DOC_PREFETCH_AHEAD < active)
             {
-                rows.prefetch(ahead);
+                training.prefetch(ahead);
             }
             let i = order[s];
-            let x = rows.doc(i);
+            let x = training.doc(i);
             let y = if labels[i] == class { 1.0 } else { -1.0 };
             let dot = dot(w, x) + b;
             let g = y * dot - 1.0 + diag * alpha[i];
