@@ -27,28 +27,8 @@ async fn one_process_serves_telegram_and_discord_and_the_report_counts_both() {
     let telegram = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let served = common::Served::start(
-        dir.path(),
-        &data,
-        &[
-            ("FRONTDESK_TELEGRAM_TOKEN", telegram_fake::TOKEN.to_string()),
-            (
-                "FRONTDESK_TELEGRAM_STAFF_CHAT",
-                telegram_fake::STAFF_CHAT.to_string(),
-            ),
-            ("FRONTDESK_TELEGRAM_API_URL", telegram.url.clone()),
-            ("FRONTDESK_DISCORD_TOKEN", discord_fake::TOKEN.to_string()),
-            (
-                "FRONTDESK_DISCORD_STAFF_CHANNEL",
-                discord_fake::STAFF.to_string(),
-            ),
-            (
-                "FRONTDESK_DISCORD_SUPPORT_CHANNELS",
-                discord_fake::SUPPORT.to_string(),
-            ),
-            ("FRONTDESK_DISCORD_API_URL", discord.api_url.clone()),
-        ],
-    );
+    let served =
+        common::Served::start(dir.path(), &data, &[telegram.env(), discord.env()].concat());
     discord
         .wait_for("IDENTIFY", |s| s.identify.first().cloned())
         .await;
@@ -154,24 +134,8 @@ async fn a_channel_that_fails_does_not_stop_the_other() {
     let telegram = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let served = common::Served::start(
-        dir.path(),
-        &data,
-        &[
-            ("FRONTDESK_TELEGRAM_TOKEN", telegram_fake::TOKEN.to_string()),
-            (
-                "FRONTDESK_TELEGRAM_STAFF_CHAT",
-                telegram_fake::STAFF_CHAT.to_string(),
-            ),
-            ("FRONTDESK_TELEGRAM_API_URL", telegram.url.clone()),
-            ("FRONTDESK_DISCORD_TOKEN", discord_fake::TOKEN.to_string()),
-            (
-                "FRONTDESK_DISCORD_STAFF_CHANNEL",
-                discord_fake::STAFF.to_string(),
-            ),
-            ("FRONTDESK_DISCORD_API_URL", discord.api_url.clone()),
-        ],
-    );
+    let served =
+        common::Served::start(dir.path(), &data, &[telegram.env(), discord.env()].concat());
     let refused = "Discord refused the bot token";
     telegram
         .wait_for("the Discord failure logged", |_| {

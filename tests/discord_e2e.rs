@@ -388,16 +388,7 @@ async fn frontdesk_run_carries_the_whole_flow_and_the_report_counts_it() {
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let served = common::Served::start(
-        dir.path(),
-        &data,
-        &[
-            ("FRONTDESK_DISCORD_TOKEN", TOKEN.to_string()),
-            ("FRONTDESK_DISCORD_STAFF_CHANNEL", STAFF.to_string()),
-            ("FRONTDESK_DISCORD_SUPPORT_CHANNELS", SUPPORT.to_string()),
-            ("FRONTDESK_DISCORD_API_URL", fake.api_url.clone()),
-        ],
-    );
+    let served = common::Served::start(dir.path(), &data, &fake.env());
     fake.wait_for("IDENTIFY", |s| s.identify.first().cloned())
         .await;
     let mut ids = Ids(1350000000000000000);
@@ -604,15 +595,7 @@ async fn frontdesk_run_with_a_refused_token_says_why_once() {
         json!({"message": "401: Unauthorized", "code": 0}),
     );
     let dir = tempfile::tempdir().unwrap();
-    let served = common::Served::start(
-        dir.path(),
-        &dir.path().join("data"),
-        &[
-            ("FRONTDESK_DISCORD_TOKEN", TOKEN.to_string()),
-            ("FRONTDESK_DISCORD_STAFF_CHANNEL", STAFF.to_string()),
-            ("FRONTDESK_DISCORD_API_URL", fake.api_url.clone()),
-        ],
-    );
+    let served = common::Served::start(dir.path(), &dir.path().join("data"), &fake.env());
     let (code, log) = tokio::task::spawn_blocking(move || served.wait_exit())
         .await
         .unwrap();

@@ -114,6 +114,17 @@ pub struct Fake {
 }
 
 impl Fake {
+    /// The environment that points `frontdesk run` at this fake: the token,
+    /// the staff and support channels, and the API URL.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FRONTDESK_DISCORD_TOKEN", TOKEN.to_string()),
+            ("FRONTDESK_DISCORD_STAFF_CHANNEL", STAFF.to_string()),
+            ("FRONTDESK_DISCORD_SUPPORT_CHANNELS", SUPPORT.to_string()),
+            ("FRONTDESK_DISCORD_API_URL", self.api_url.clone()),
+        ]
+    }
+
     pub async fn start() -> Fake {
         let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = TcpListener::bind("127.0.0.1:0").await.unwrap();

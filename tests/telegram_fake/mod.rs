@@ -178,6 +178,16 @@ fn error(code: u16, description: &str) -> (u16, String) {
 }
 
 impl FakeTelegram {
+    /// The environment that points `frontdesk run` at this fake: the token,
+    /// the staff chat and the API URL.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FRONTDESK_TELEGRAM_TOKEN", TOKEN.to_string()),
+            ("FRONTDESK_TELEGRAM_STAFF_CHAT", STAFF_CHAT.to_string()),
+            ("FRONTDESK_TELEGRAM_API_URL", self.url.clone()),
+        ]
+    }
+
     /// Start on 127.0.0.1 with a free port; a webhook is set at first (the
     /// adapter must delete it before polling).
     pub async fn start() -> FakeTelegram {
