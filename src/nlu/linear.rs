@@ -285,6 +285,67 @@ impl LinearModel {
         }
     }
 
+    /// Appends a row that is the sum of the rows of `parts` (feature,
+    /// factor), each times its factor, and returns its id (after every
+    /// feature's): a query that would add those rows with those factors,
+    /// times one common value, can add this one row instead. The sum is
+    /// taken over the rows as stored and stored with its own two steps, so
+    /// it differs from the parts' sum by at most one step of rounding.
+    /// `None` when no part has a row (or the model is full).
+    pub(crate) fn push_combined_row(&mut self, parts: &[(u32, f32)]) -> Option<u32> {
+        let classes = self.classes.min(self.columns);
+        let mut trained = vec![0.0_f32; classes];
+        let (mut fixed_from, mut fixed_to) = (u32::MAX, 0_u32);
+        let mut any = false;
+        for &(f, _) in parts {
+            if let Some((_, row)) = self.row(f) {
+                any = true;
+                if row.fixed_len > 0 {
+                    fixed_from = fixed_from.min(row.fixed_from);
+                    fixed_to = fixed_to.max(row.fixed_from + row.fixed_len);
+                }
+            }
+        }
+        if !any {
+            return None;
+        }
+        let (fixed_from, fixed_len) = if fixed_to > fixed_from {
+            (fixed_from, fixed_to - fixed_from)
+        } else {
+            (0, 0)
+        };
+        let mut fixed = vec![0.0_f32; fixed_len as usize];
+        for &(f, factor) in parts {
+            let Some((weights, row)) = self.row(f) else {
+                continue;
+            };
+            let (w_trained, w_fixed) = weights.split_at(classes.min(weights.len()));
+            for (t, &w) in trained.iter_mut().zip(w_trained) {
+                *t += factor * row.step * f32::from(w);
+            }
+            let offset = (row.fixed_from.saturating_sub(fixed_from)) as usize;
+            for (t, &w) in fixed.iter_mut().skip(offset).zip(w_fixed) {
+                *t += factor * row.fixed_step * f32::from(w);
+            }
+        }
+        let id = u32::try_from(self.rows.len()).ok()?;
+        let start = u32::try_from(self.dense.len()).ok()?;
+        let step = quantum(trained.iter().copied());
+        let fixed_step = quantum(fixed.iter().copied());
+        self.dense
+            .extend(trained.iter().map(|&w| quantize(w, step)));
+        self.dense
+            .extend(fixed.iter().map(|&w| quantize(w, fixed_step)));
+        self.rows.push(Row {
+            start,
+            fixed_from,
+            fixed_len,
+            step,
+            fixed_step,
+        });
+        Some(id)
+    }
+
     /// Hints the CPU to load the row of feature `f` into cache.
     #[inline(always)]
     fn prefetch_row(&self, f: u32) {
@@ -550,6 +611,53 @@ fn dot(w: &[f32], x: &[(u32, f32)]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_combined_row_scores_like_its_parts() {
+        let docs: Vec<Sparse> = (0..40_u32)
+            .map(|i| vec![(i % 5, 1.0), (5 + i % 4, 0.5), (9, 0.25)])
+            .collect();
+        let labels: Vec<usize> = (0..40).map(|i| i % 5).collect();
+        // Fixed columns with different spans per feature.
+        let fixed: Vec<Sparse> = vec![vec![(0, 0.5), (6, 0.25)], vec![(7, 0.75)], vec![(9, 0.1)]];
+        let mut m = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            5,
+            &fixed,
+            11,
+            SvmSettings::default(),
+            1,
+        );
+        let features = m.rows.len() as u32;
+        // Feature 10 has no row; 6 and 7 have fixed spans that do not touch.
+        let parts = [(0, 0.7), (6, 1.3), (7, 0.4), (9, 2.0), (10, 5.0)];
+        let id = m.push_combined_row(&parts).expect("a row");
+        assert_eq!(id, features);
+        let (mut combined, mut separate) = (Vec::new(), Vec::new());
+        for value in [1.0, 0.37, -2.5] {
+            m.scores(&vec![(id, value)], &mut combined);
+            let query: Sparse = parts.iter().map(|&(f, x)| (f, x * value)).collect();
+            m.scores(&query, &mut separate);
+            assert_eq!(combined.len(), separate.len());
+            for (a, b) in combined.iter().zip(&separate) {
+                assert!(
+                    (a - b).abs() < 1e-3 * value.abs(),
+                    "{combined:?} {separate:?}"
+                );
+            }
+            // Not a copy of the biases: the row has weight.
+            assert!(
+                combined
+                    .iter()
+                    .zip(&m.bias)
+                    .any(|(a, b)| (a - b).abs() > 1e-3)
+            );
+        }
+        assert_eq!(m.push_combined_row(&[(10, 1.0)]), None);
+        assert_eq!(m.push_combined_row(&[]), None);
+        assert_eq!(m.push_combined_row(&[(u32::MAX, 1.0)]), None);
+    }
 
     #[test]
     fn separates_three_classes() {
