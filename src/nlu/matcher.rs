@@ -425,6 +425,26 @@ fn sublinear(tf: f32) -> f32 {
     if tf > 1.0 { 1.0 + tf.ln() } else { tf }
 }
 
+/// The indices of the `keep` highest positive scores, highest first, ties
+/// by index: one pass, each score compared with the lowest kept.
+fn top_scores(scores: impl Iterator<Item = f32>, keep: usize) -> Vec<usize> {
+    let mut top: Vec<(f32, usize)> = Vec::with_capacity(keep + 1);
+    for (i, s) in scores.enumerate() {
+        // Zero or less (or NaN): nothing to rank.
+        if s.is_nan()
+            || s <= 0.0
+            || (top.len() == keep && top.last().is_some_and(|&(low, _)| s <= low))
+        {
+            continue;
+        }
+        // After the equal ones: they have lower indices.
+        let at = top.partition_point(|&(t, _)| t >= s);
+        top.insert(at, (s, i));
+        top.truncate(keep);
+    }
+    top.into_iter().map(|(_, i)| i).collect()
+}
+
 /// Sorts by key and sums the values of equal keys.
 fn merge_sorted<K: Ord + Copy>(items: &mut Vec<(K, f32)>) {
     items.sort_unstable_by_key(|&(k, _)| k);
@@ -1324,11 +1344,13 @@ impl Matcher {
                 .unwrap_or_default();
             // Each language's examples are compared with the query analysed in
             // that language. The hinted language goes first, so it wins ties.
-            let mut langs: Vec<usize> = (0..self.indexes.len()).collect();
-            if let Some(hint) = language {
-                langs.sort_by_key(|&li| !same_language(&self.indexes[li].lang, hint));
-            }
-            for li in langs {
+            let hinted = |li: usize| {
+                language.is_some_and(|hint| same_language(&self.indexes[li].lang, hint))
+            };
+            let hinted_first = (0..self.indexes.len())
+                .filter(|&li| hinted(li))
+                .chain((0..self.indexes.len()).filter(|&li| !hinted(li)));
+            for li in hinted_first {
                 let index = &self.indexes[li];
                 let query = &mut buffers.query;
                 self.vectorize(&prepared, index, &mut buffers.terms, query);
@@ -1360,33 +1382,34 @@ impl Matcher {
         }
 
         // Rank: pattern matches at 1.0 first (ordered by model score), then by
-        // score, ties by intent order.
-        let mut is_forced = vec![false; self.intents.len()];
-        for &i in &forced {
-            if let Some(f) = is_forced.get_mut(i) {
-                *f = true;
-            }
-        }
-        let score = |i: usize| if is_forced[i] { 1.0 } else { model[i].0 };
-        let mut order: Vec<usize> = (0..self.intents.len())
-            .filter(|&i| is_forced[i] || model[i].0 > 0.0)
-            .collect();
-        // The intent index breaks ties, so the order is total and deterministic.
-        let by_rank = |&a: &usize, &b: &usize| {
-            is_forced[b]
-                .cmp(&is_forced[a])
-                .then(score(b).total_cmp(&score(a)))
-                .then(model[b].0.total_cmp(&model[a].0))
-                .then(a.cmp(&b))
-        };
+        // score, ties by intent order. `forced` is in intent order.
+        let is_forced = |i: usize| forced.binary_search(&i).is_ok();
+        let score = |i: usize| if is_forced(i) { 1.0 } else { model[i].0 };
         // Only the first few are ever looked at (the verdict's tests are
-        // monotone in the score): select them, then sort only those.
+        // monotone in the score).
         let keep = MAX_RANKED.max(MAX_OFFERED).max(forced.len());
-        if order.len() > keep {
-            order.select_nth_unstable_by(keep - 1, by_rank);
-            order.truncate(keep);
-        }
-        order.sort_unstable_by(by_rank);
+        let order = if forced.is_empty() {
+            top_scores(model.iter().map(|m| m.0), keep)
+        } else {
+            let mut order: Vec<usize> = (0..self.intents.len())
+                .filter(|&i| is_forced(i) || model[i].0 > 0.0)
+                .collect();
+            // The intent index breaks ties, so the order is total and
+            // deterministic.
+            let by_rank = |&a: &usize, &b: &usize| {
+                is_forced(b)
+                    .cmp(&is_forced(a))
+                    .then(score(b).total_cmp(&score(a)))
+                    .then(model[b].0.total_cmp(&model[a].0))
+                    .then(a.cmp(&b))
+            };
+            if order.len() > keep {
+                order.select_nth_unstable_by(keep - 1, by_rank);
+                order.truncate(keep);
+            }
+            order.sort_unstable_by(by_rank);
+            order
+        };
 
         let verdict = self.verdict(&order, &forced, score);
         let evidence_language = order
@@ -2259,6 +2282,36 @@ mod tests {
             carried > queries.len() / 2,
             "rows used in {carried} vectors"
         );
+    }
+
+    #[test]
+    fn top_scores_are_the_first_of_a_full_sort() {
+        let mut state = 11_u64;
+        for round in 0..300 {
+            let n = round % 40;
+            // Few distinct values: many ties.
+            let scores: Vec<f32> = (0..n)
+                .map(|_| {
+                    state = mix(state + 1);
+                    match state % 7 {
+                        0 => 0.0,
+                        1 => -0.5,
+                        2 => f32::NAN,
+                        k => k as f32 / 8.0,
+                    }
+                })
+                .collect();
+            for keep in [0, 1, 3, 5, 50] {
+                let mut all: Vec<usize> = (0..n).filter(|&i| scores[i] > 0.0).collect();
+                all.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+                all.truncate(keep);
+                assert_eq!(
+                    top_scores(scores.iter().copied(), keep),
+                    all,
+                    "{scores:?} {keep}"
+                );
+            }
+        }
     }
 
     #[test]
