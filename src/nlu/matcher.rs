@@ -342,6 +342,10 @@ struct KnownToken {
     /// The sum of the squares of those n-gram weights (their share of the
     /// character group's length).
     chars_sumsq: f32,
+    /// The word feature's IDF.
+    word_idf: f32,
+    /// Its character n-grams: `Matcher::ngram_counts[from..to]`.
+    ngrams: (u32, u32),
 }
 
 /// [`KnownToken::chars_row`] of a token without one.
@@ -376,8 +380,9 @@ pub struct Matcher {
     /// n-grams the examples all have.
     ngram_spans: FeatureMap<(u32, u32)>,
     ngram_counts: Vec<(u32, f32)>,
-    /// [`pair_key`] of two word features → the bigram feature of their stems.
-    bigrams: FeatureMap<u32>,
+    /// [`pair_key`] of two word features → the bigram feature of their
+    /// stems and its IDF.
+    bigrams: FeatureMap<(u32, f32)>,
     /// The semantic tier, when built with an embedder: its features follow
     /// the lexical ones (ids from `kinds.len()`).
     semantic: Option<Semantic>,
@@ -655,6 +660,8 @@ fn learn_tokens(
                         stop,
                         chars_row: NO_ROW,
                         chars_sumsq: 0.0,
+                        word_idf: 0.0,
+                        ngrams: (0, 0),
                     },
                 );
                 (word, stop)
@@ -714,10 +721,8 @@ fn add_token_rows(
             continue;
         };
         let chars = if token.stop { tuning.stop_chars } else { 1.0 };
-        let Some(&(from, to)) = caches.ngram_spans.get(&hash) else {
-            continue;
-        };
-        if chars <= 0.0 {
+        let (from, to) = token.ngrams;
+        if chars <= 0.0 || from == to {
             continue;
         }
         parts.clear();
@@ -772,11 +777,6 @@ impl Feature {
     fn id(self) -> Option<u32> {
         (self.0 & UNSEEN == 0).then_some(self.0 as u32)
     }
-
-    /// The kind of an unseen feature.
-    fn unseen_kind(self) -> usize {
-        (self.0 & 3) as usize % KINDS
-    }
 }
 
 /// The language-independent part of a query's analysis: its tokens and the
@@ -786,9 +786,26 @@ struct Prepared<'t, 'b> {
     /// Tokens with their [`key_hash`].
     tokens: Vec<(&'t str, u64)>,
     /// Character n-grams of token `i`, with their counts in it, are
-    /// `ngrams[spans[i].0..spans[i].1]`.
-    ngrams: &'b [(Feature, f32)],
-    spans: &'b [(usize, usize)],
+    /// `ngrams[from..to]` once `spans[i]` is `Some((from, to))`: looked up
+    /// (or analysed) the first time a language index does not know the
+    /// token, once for all of them.
+    ngrams: &'b mut Vec<(Feature, f32)>,
+    spans: &'b mut Vec<Option<(usize, usize)>>,
+}
+
+/// One feature occurrence of a query in [`QueryTerms`].
+#[derive(Debug, Clone, Copy)]
+struct Occurrence {
+    feature: Feature,
+    /// Its weight (term frequency).
+    tf: f32,
+    /// The feature's IDF when the caller has it at hand, else 0 (looked up
+    /// when needed).
+    idf: f32,
+    /// Its group (`WORD`, `BIGRAM`, `CHARS`).
+    kind: u8,
+    /// Whether a token row carries it.
+    carried: bool,
 }
 
 /// A query's feature occurrences while it is analysed, and the token rows
@@ -797,8 +814,7 @@ struct Prepared<'t, 'b> {
 /// those are merged, by a scan): cheaper than sorting some hundred
 /// occurrences to merge the few repeated ones.
 struct QueryTerms {
-    /// (feature, weight, whether a token row carries it).
-    occurrences: Vec<(Feature, f32, bool)>,
+    occurrences: Vec<Occurrence>,
     /// One bit per [`Self::bit`] of the features met.
     seen: [u64; Self::WORDS],
     /// Features whose bit was set when they were met again (some only
@@ -807,7 +823,13 @@ struct QueryTerms {
     /// The token rows the query adds, with their sums of squares.
     rows: Vec<(u32, f32)>,
     /// Scratch for merging the repeated features' occurrences.
-    merged: Vec<(f32, f32, f32)>,
+    merged: Vec<(Occurrence, f32, f32)>,
+    /// The group of each entry of the vector being weighed.
+    kinds: Vec<u8>,
+    /// Scratch: each token's entry in the language index, and for each
+    /// token after a known one, when both are known, their bigram.
+    known: Vec<Option<KnownToken>>,
+    pairs: Vec<Option<Option<(u32, f32)>>>,
 }
 
 impl Default for QueryTerms {
@@ -818,6 +840,9 @@ impl Default for QueryTerms {
             repeated: Vec::new(),
             rows: Vec::new(),
             merged: Vec::new(),
+            kinds: Vec::new(),
+            known: Vec::new(),
+            pairs: Vec::new(),
         }
     }
 }
@@ -842,18 +867,17 @@ impl QueryTerms {
         ((h >> 6) % Self::WORDS, 1 << (h & 63))
     }
 
-    /// Adds an occurrence of `feature` with weight `tf`; `carried` when a
-    /// token row already carries it.
+    /// Adds an occurrence.
     #[inline(always)]
-    fn add(&mut self, feature: Feature, tf: f32, carried: bool) {
-        let (word, mask) = Self::bit(feature);
+    fn add(&mut self, occurrence: Occurrence) {
+        let (word, mask) = Self::bit(occurrence.feature);
         if let Some(bits) = self.seen.get_mut(word) {
             if *bits & mask != 0 {
-                self.repeated.push(feature);
+                self.repeated.push(occurrence.feature);
             }
             *bits |= mask;
         }
-        self.occurrences.push((feature, tf, carried));
+        self.occurrences.push(occurrence);
     }
 }
 
@@ -862,7 +886,7 @@ impl QueryTerms {
 #[derive(Default)]
 struct QueryBuffers {
     ngrams: Vec<(Feature, f32)>,
-    spans: Vec<(usize, usize)>,
+    spans: Vec<Option<(usize, usize)>>,
     terms: QueryTerms,
     query: Sparse,
     acc: Vec<f32>,
@@ -888,6 +912,9 @@ impl QueryBuffers {
         cap(&mut self.terms.repeated);
         cap(&mut self.terms.rows);
         cap(&mut self.terms.merged);
+        cap(&mut self.terms.kinds);
+        cap(&mut self.terms.known);
+        cap(&mut self.terms.pairs);
         cap(&mut self.query);
         cap(&mut self.acc);
         cap(&mut self.columns);
@@ -1229,6 +1256,10 @@ impl Matcher {
                 }
             }
             let mut tokens = token_tables.remove(&lang).unwrap_or_default();
+            for (hash, token) in tokens.iter_mut() {
+                token.word_idf = idf.get(token.word as usize).copied().unwrap_or(idf_unseen);
+                token.ngrams = caches.ngram_spans.get(hash).copied().unwrap_or((0, 0));
+            }
             if posted == 0 {
                 add_token_rows(&mut tokens, &mut linear, &caches, &idf, &kinds, &tuning);
             }
@@ -1244,6 +1275,14 @@ impl Matcher {
             });
         }
 
+        let bigrams = caches
+            .bigrams
+            .iter()
+            .map(|(&pair, &id)| {
+                let idf = idf.get(id as usize).copied().unwrap_or(idf_unseen);
+                (pair, (id, idf))
+            })
+            .collect();
         tracing::debug!(
             intents = entries.len(),
             examples = n_docs,
@@ -1263,7 +1302,7 @@ impl Matcher {
             indexes,
             ngram_spans: caches.ngram_spans,
             ngram_counts: caches.ngram_counts,
-            bigrams: caches.bigrams,
+            bigrams,
             semantic: semantic.map(Semantic::built),
         }
     }
@@ -1335,7 +1374,7 @@ impl Matcher {
         model.resize(self.intents.len(), (0.0, None));
         if !normalized.is_empty() && !self.indexes.is_empty() {
             let analysed = analysed(&self.tuning, text, normalized);
-            let prepared = self.prepare(&analysed, &mut buffers.ngrams, &mut buffers.spans);
+            let mut prepared = self.prepare(&analysed, &mut buffers.ngrams, &mut buffers.spans);
             // The query's embedding, appended to every language's vector.
             let dense = self
                 .semantic
@@ -1353,7 +1392,7 @@ impl Matcher {
             for li in hinted_first {
                 let index = &self.indexes[li];
                 let query = &mut buffers.query;
-                self.vectorize(&prepared, index, &mut buffers.terms, query);
+                self.vectorize(&mut prepared, index, &mut buffers.terms, query);
                 query.extend_from_slice(&dense);
                 self.score_index(
                     index,
@@ -1475,42 +1514,57 @@ impl Matcher {
         }
     }
 
-    /// Tokenises a normalised query and looks up its character n-grams
-    /// (into the reused `ngrams` and `spans`).
+    /// Tokenises a normalised query (into the reused `ngrams` and `spans`,
+    /// emptied for [`Self::token_ngrams`]).
     fn prepare<'t, 'b>(
         &self,
         normalized: &'t str,
         ngrams: &'b mut Vec<(Feature, f32)>,
-        spans: &'b mut Vec<(usize, usize)>,
+        spans: &'b mut Vec<Option<(usize, usize)>>,
     ) -> Prepared<'t, 'b> {
-        let mut scratch = Scratch::default();
         let tokens: Vec<(&str, u64)> = tokens(normalized)
             .take(MAX_TOKENS)
             .map(|t| (t, key_hash(t)))
             .collect();
         ngrams.clear();
         spans.clear();
-        for &(token, hash) in &tokens {
-            let start = ngrams.len();
-            match self.ngram_spans.get(&hash) {
-                Some(&(from, to)) => ngrams.extend(
-                    self.ngram_counts
-                        .get(from as usize..to as usize)
-                        .unwrap_or(&[])
-                        .iter()
-                        .map(|&(id, count)| (Feature::known(id), count)),
-                ),
-                None => char_ngrams(token, &self.tuning, &mut scratch, |key| {
-                    ngrams.push((self.lookup(CHARS, key), 1.0))
-                }),
-            }
-            spans.push((start, ngrams.len()));
-        }
+        spans.resize(tokens.len(), None);
         Prepared {
             tokens,
             ngrams,
             spans,
         }
+    }
+
+    /// The character n-grams of the query's token `i` with their counts, as
+    /// a range of `query.ngrams`: from the n-gram cache when the examples
+    /// have all of them, else analysed and looked up. Once per query.
+    fn token_ngrams(&self, query: &mut Prepared<'_, '_>, i: usize) -> (usize, usize) {
+        if let Some(Some(span)) = query.spans.get(i) {
+            return *span;
+        }
+        let Some(&(token, hash)) = query.tokens.get(i) else {
+            return (0, 0);
+        };
+        let ngrams = &mut *query.ngrams;
+        let start = ngrams.len();
+        match self.ngram_spans.get(&hash) {
+            Some(&(from, to)) => ngrams.extend(
+                self.ngram_counts
+                    .get(from as usize..to as usize)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|&(id, count)| (Feature::known(id), count)),
+            ),
+            None => char_ngrams(token, &self.tuning, &mut Scratch::default(), |key| {
+                ngrams.push((self.lookup(CHARS, key), 1.0))
+            }),
+        }
+        let span = (start, ngrams.len());
+        if let Some(slot) = query.spans.get_mut(i) {
+            *slot = Some(span);
+        }
+        span
     }
 
     fn lookup(&self, kind: u8, key: &str) -> Feature {
@@ -1529,57 +1583,123 @@ impl Matcher {
     /// for its row (see [`KnownToken::chars_row`]) when the index has one.
     fn vectorize(
         &self,
-        query: &Prepared<'_, '_>,
+        query: &mut Prepared<'_, '_>,
         index: &LangIndex,
         terms: &mut QueryTerms,
         out: &mut Sparse,
     ) {
         let lang = index.lang.as_str();
         terms.clear();
+        // The table lookups first, each in a loop of its own, so that the
+        // processor overlaps their cache misses: the tokens, then the
+        // bigrams of consecutive known tokens.
+        let mut known_tokens = std::mem::take(&mut terms.known);
+        known_tokens.extend(
+            query
+                .tokens
+                .iter()
+                .map(|(_, hash)| index.tokens.get(hash).copied()),
+        );
+        let mut known_pairs = std::mem::take(&mut terms.pairs);
+        known_pairs.push(None);
+        known_pairs.extend(known_tokens.windows(2).map(|pair| match pair {
+            [Some(a), Some(b)] => Some(self.bigrams.get(&pair_key(a.word, b.word)).copied()),
+            _ => None,
+        }));
         let mut key = String::new();
         let mut previous: Option<(Stem<'_>, bool)> = None;
-        for (&(token, hash), &(from, to)) in query.tokens.iter().zip(query.spans) {
-            let known = index.tokens.get(&hash);
-            let (word, stem, stop) = match known {
-                Some(t) => (Feature::known(t.word), Stem::Known(t.word), t.stop),
+        for i in 0..query.tokens.len() {
+            let (token, _) = query.tokens[i];
+            let known = known_tokens.get(i).copied().flatten();
+            let known = known.as_ref();
+            let (word, idf, stem, stop) = match known {
+                Some(t) => (
+                    Feature::known(t.word),
+                    t.word_idf,
+                    Stem::Known(t.word),
+                    t.stop,
+                ),
                 None => {
                     let stop = is_stop_word(lang, token);
                     let stem = self.stemmers.stem(lang, token);
                     word_key(&mut key, &stem);
                     let word = self.lookup(WORD, &key);
                     match word.id() {
-                        Some(id) => (word, Stem::Known(id), stop),
-                        None => (word, Stem::Unseen(stem), stop),
+                        Some(id) => (word, 0.0, Stem::Known(id), stop),
+                        None => (word, 0.0, Stem::Unseen(stem), stop),
                     }
                 }
             };
-            terms.add(word, word_weight(&self.tuning, stop), false);
+            terms.add(Occurrence {
+                feature: word,
+                tf: word_weight(&self.tuning, stop),
+                idf,
+                kind: WORD,
+                carried: false,
+            });
             let chars = if stop { self.tuning.stop_chars } else { 1.0 };
-            if chars > 0.0 {
-                let row = known.map_or(NO_ROW, |t| t.chars_row);
-                if row != NO_ROW {
-                    terms.rows.push((row, known.map_or(0.0, |t| t.chars_sumsq)));
+            match known.filter(|t| t.ngrams.0 < t.ngrams.1) {
+                _ if chars <= 0.0 => {}
+                Some(t) => {
+                    let carried = t.chars_row != NO_ROW;
+                    if carried {
+                        terms.rows.push((t.chars_row, t.chars_sumsq));
+                    }
+                    let (from, to) = t.ngrams;
+                    for &(id, count) in self
+                        .ngram_counts
+                        .get(from as usize..to as usize)
+                        .unwrap_or(&[])
+                    {
+                        terms.add(Occurrence {
+                            feature: Feature::known(id),
+                            tf: count * chars,
+                            idf: 0.0,
+                            kind: CHARS,
+                            carried,
+                        });
+                    }
                 }
-                for &(f, count) in query.ngrams.get(from..to).unwrap_or(&[]) {
-                    terms.add(f, count * chars, row != NO_ROW);
+                None => {
+                    let (from, to) = self.token_ngrams(query, i);
+                    for &(feature, count) in query.ngrams.get(from..to).unwrap_or(&[]) {
+                        terms.add(Occurrence {
+                            feature,
+                            tf: count * chars,
+                            idf: 0.0,
+                            kind: CHARS,
+                            carried: false,
+                        });
+                    }
                 }
             }
             if let Some((prev, prev_stop)) = &previous {
-                let bigram = match (prev, &stem) {
+                let (bigram, idf) = match (prev, &stem) {
                     (Stem::Known(a), Stem::Known(b)) => {
                         let pair = pair_key(*a, *b);
-                        match self.bigrams.get(&pair) {
-                            Some(&id) => Feature::known(id),
-                            None => Feature::unseen(pair, BIGRAM),
+                        let looked_up = known_pairs.get(i).copied().flatten();
+                        match looked_up.unwrap_or_else(|| self.bigrams.get(&pair).copied()) {
+                            Some((id, idf)) => (Feature::known(id), idf),
+                            None => (Feature::unseen(pair, BIGRAM), 0.0),
                         }
                     }
                     // A stem no example has: no example has the bigram.
-                    (a, b) => Feature::unseen(mix(a.hash() ^ mix(b.hash())), BIGRAM),
+                    (a, b) => (Feature::unseen(mix(a.hash() ^ mix(b.hash())), BIGRAM), 0.0),
                 };
-                terms.add(bigram, word_weight(&self.tuning, *prev_stop && stop), false);
+                terms.add(Occurrence {
+                    feature: bigram,
+                    tf: word_weight(&self.tuning, *prev_stop && stop),
+                    idf,
+                    kind: BIGRAM,
+                    carried: false,
+                });
             }
             previous = Some((stem, stop));
         }
+        known_tokens.clear();
+        known_pairs.clear();
+        terms.known = known_tokens;
+        terms.pairs = known_pairs;
         self.weigh_terms(terms, out);
     }
 
@@ -1591,6 +1711,8 @@ impl Matcher {
     /// The entries are in the order the features were met, not by id.
     fn weigh_terms(&self, terms: &mut QueryTerms, out: &mut Sparse) {
         out.clear();
+        let kinds = &mut terms.kinds;
+        kinds.clear();
         let mut sumsq = [0.0_f32; KINDS];
         for &(_, sq) in &terms.rows {
             sumsq[CHARS as usize] += sq;
@@ -1606,56 +1728,71 @@ impl Matcher {
                 *bits |= mask;
             }
         }
-        let mut push = |feature: Feature, tf: f32, carried_tf: f32, carried_sq: f32| {
+        // (occurrence, tf, carried sublinear tf, its square)
+        let mut push = |o: &Occurrence, tf: f32, carried_tf: f32, carried_sq: f32| {
             let s = sublinear(tf);
-            match feature.id() {
+            let kind = usize::from(o.kind) % KINDS;
+            match o.feature.id() {
                 Some(id) => {
-                    let (idf, kind) = self
-                        .stats
-                        .get(id as usize)
-                        .copied()
-                        .unwrap_or((self.idf_unseen, CHARS));
+                    let idf = if o.idf > 0.0 {
+                        o.idf
+                    } else {
+                        self.stats.get(id as usize).map_or(self.idf_unseen, |s| s.0)
+                    };
                     let w = s * idf;
-                    sumsq[kind as usize % KINDS] += w * w - carried_sq * idf * idf;
+                    sumsq[kind] += w * w - carried_sq * idf * idf;
                     let rest = (s - carried_tf) * idf;
                     if rest != 0.0 {
                         out.push((id, rest));
+                        kinds.push(kind as u8);
                     }
                 }
                 None => {
                     let w = s * self.idf_unseen;
-                    sumsq[feature.unseen_kind()] += w * w;
+                    sumsq[kind] += w * w;
                 }
             }
         };
-        // Per repeated feature: (tf, carried sublinear tf, its square).
+        // Per repeated feature: its occurrences merged (summed tf), the
+        // carried ones' sublinear tf and its square.
         let merged = &mut terms.merged;
         merged.clear();
-        merged.resize(terms.repeated.len(), (0.0, 0.0, 0.0));
-        for &(feature, tf, carried) in &terms.occurrences {
-            let (word, mask) = QueryTerms::bit(feature);
+        merged.extend(terms.repeated.iter().map(|&feature| {
+            let o = Occurrence {
+                feature,
+                tf: 0.0,
+                idf: 0.0,
+                kind: CHARS,
+                carried: false,
+            };
+            (o, 0.0, 0.0)
+        }));
+        for o in &terms.occurrences {
+            let (word, mask) = QueryTerms::bit(o.feature);
             let maybe_repeated = repeats.get(word).is_some_and(|bits| bits & mask != 0);
-            if maybe_repeated && let Ok(j) = terms.repeated.binary_search(&feature) {
-                if let Some(m) = merged.get_mut(j) {
-                    m.0 += tf;
-                    if carried {
-                        let s = sublinear(tf);
-                        m.1 += s;
-                        m.2 += s * s;
+            if maybe_repeated && let Ok(j) = terms.repeated.binary_search(&o.feature) {
+                if let Some((m, carried_tf, carried_sq)) = merged.get_mut(j) {
+                    m.tf += o.tf;
+                    m.kind = o.kind;
+                    m.idf = m.idf.max(o.idf);
+                    if o.carried {
+                        let s = sublinear(o.tf);
+                        *carried_tf += s;
+                        *carried_sq += s * s;
                     }
                 }
-            } else if !carried {
+            } else if !o.carried {
                 // Its only occurrence (a carried one is in its token's row,
                 // length included).
-                push(feature, tf, 0.0, 0.0);
+                push(o, o.tf, 0.0, 0.0);
             }
         }
-        for (&feature, &(tf, carried_tf, carried_sq)) in terms.repeated.iter().zip(merged.iter()) {
-            push(feature, tf, carried_tf, carried_sq);
+        for (m, carried_tf, carried_sq) in merged.iter() {
+            push(m, m.tf, *carried_tf, *carried_sq);
         }
         let scale = group_scales(sumsq.map(|x| x.max(0.0)), self.tuning.group);
-        for (id, w) in out.iter_mut() {
-            *w *= scale[self.kind(*id)];
+        for ((_, w), &kind) in out.iter_mut().zip(kinds.iter()) {
+            *w *= scale[usize::from(kind) % KINDS];
         }
         out.extend(
             terms
@@ -1663,10 +1800,6 @@ impl Matcher {
                 .iter()
                 .map(|&(row, _)| (row, scale[CHARS as usize])),
         );
-    }
-
-    fn kind(&self, id: u32) -> usize {
-        self.stats.get(id as usize).map_or(CHARS, |s| s.1) as usize % KINDS
     }
 
     /// Scores the groups of one language index against a query vector and
@@ -1755,12 +1888,12 @@ mod tests {
         /// A normalised query's vector in each language index, in order.
         fn query_vectors(&self, normalized: &str) -> Vec<Sparse> {
             let (mut ngrams, mut spans) = (Vec::new(), Vec::new());
-            let prepared = self.prepare(normalized, &mut ngrams, &mut spans);
+            let mut prepared = self.prepare(normalized, &mut ngrams, &mut spans);
             self.indexes
                 .iter()
                 .map(|index| {
                     let mut out = Vec::new();
-                    self.vectorize(&prepared, index, &mut QueryTerms::default(), &mut out);
+                    self.vectorize(&mut prepared, index, &mut QueryTerms::default(), &mut out);
                     out
                 })
                 .collect()
@@ -2129,14 +2262,22 @@ mod tests {
                 &cached.tuning,
                 normalized,
                 lang,
-                |kind, key, w| terms.add(cached.lookup(kind, key), w, false),
+                |kind, key, w| {
+                    terms.add(Occurrence {
+                        feature: cached.lookup(kind, key),
+                        tf: w,
+                        idf: 0.0,
+                        kind,
+                        carried: false,
+                    })
+                },
             );
             let mut out = Vec::new();
             cached.weigh_terms(&mut terms, &mut out);
             out.sort_by_key(|&(id, _)| id);
             out
         };
-        let vectorized = |m: &Matcher, query: &Prepared<'_, '_>, index: &LangIndex| {
+        let vectorized = |m: &Matcher, query: &mut Prepared<'_, '_>, index: &LangIndex| {
             let mut out = Vec::new();
             m.vectorize(query, index, &mut QueryTerms::default(), &mut out);
             out.sort_by_key(|&(id, _)| id);
@@ -2180,11 +2321,14 @@ mod tests {
             let normalized = normalize(q);
             let (mut ngrams_a, mut spans_a, mut ngrams_b, mut spans_b) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let a = cached.prepare(&normalized, &mut ngrams_a, &mut spans_a);
-            let b = plain.prepare(&normalized, &mut ngrams_b, &mut spans_b);
+            let mut a = cached.prepare(&normalized, &mut ngrams_a, &mut spans_a);
+            let mut b = plain.prepare(&normalized, &mut ngrams_b, &mut spans_b);
             for (ia, ib) in cached.indexes.iter().zip(&plain.indexes) {
                 let expected = reference(&normalized, &ia.lang);
-                let (va, vb) = (vectorized(&cached, &a, ia), vectorized(&plain, &b, ib));
+                let (va, vb) = (
+                    vectorized(&cached, &mut a, ia),
+                    vectorized(&plain, &mut b, ib),
+                );
                 assert!(
                     same(&va, &expected),
                     "{q:?} in {}: {va:?} {expected:?}",
@@ -2258,11 +2402,11 @@ mod tests {
         for q in &queries {
             let normalized = normalize(q);
             let (mut ngrams, mut spans) = (Vec::new(), Vec::new());
-            let prepared = with_rows.prepare(&normalized, &mut ngrams, &mut spans);
+            let mut prepared = with_rows.prepare(&normalized, &mut ngrams, &mut spans);
             for (a, b) in with_rows.indexes.iter().zip(&without.indexes) {
                 let (mut va, mut vb) = (Vec::new(), Vec::new());
-                with_rows.vectorize(&prepared, a, &mut QueryTerms::default(), &mut va);
-                without.vectorize(&prepared, b, &mut QueryTerms::default(), &mut vb);
+                with_rows.vectorize(&mut prepared, a, &mut QueryTerms::default(), &mut va);
+                without.vectorize(&mut prepared, b, &mut QueryTerms::default(), &mut vb);
                 carried += usize::from(va.len() < vb.len());
                 let (mut sa, mut sb) = (Vec::new(), Vec::new());
                 a.linear.scores(&va, &mut sa);
