@@ -29,7 +29,8 @@
 //! calibrated, and `suggest_threshold <= answer_threshold` is kept.
 //!
 //! The semantic tier calibrates through an [`EmbeddingCache`], so the rounds
-//! do not encode the examples again.
+//! do not encode the examples again. The lexical matcher's final build
+//! starts its SVMs from the last round's solution ([`build`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;

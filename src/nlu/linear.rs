@@ -4,7 +4,10 @@
 //! 2008, the liblinear solver that scikit-learn's `LinearSVC` uses), with a
 //! bias term regularised like a weight (liblinear's `-B 1`) and liblinear's
 //! shrinking (examples that stay at a bound leave the passes until the last
-//! check), so that later passes walk mostly the support vectors.
+//! check), so that later passes walk mostly the support vectors. A training
+//! can start from another's dual solution ([`Duals`]: the calibration
+//! round's for the final build), and its classes go to whichever thread is
+//! free; the model does not depend on the threads.
 //!
 //! The weights are kept feature-major (one row of column weights per
 //! feature), so scoring a query costs one row per query feature, whatever
