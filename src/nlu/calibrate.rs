@@ -29,8 +29,10 @@
 //! calibrated, and `suggest_threshold <= answer_threshold` is kept.
 //!
 //! The semantic tier calibrates through an [`EmbeddingCache`], so the rounds
-//! do not encode the examples again.
+//! do not encode the examples again. The lexical matcher's final build
+//! starts its SVMs from the last round's solution ([`build`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -38,7 +40,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::embed::Embedder;
-use super::matcher::{ConfigError, Example, Matcher, MatcherConfig, TrainingIntent};
+use super::matcher::{ConfigError, Example, Matcher, MatcherConfig, TrainingIntent, WarmStart};
 use super::normalize::normalize;
 
 /// Most cross-validation rounds.
@@ -254,9 +256,22 @@ impl Calibration {
 /// Builds a matcher from `build`, with thresholds calibrated as `settings` say.
 pub type BuildFn<'a> = &'a dyn Fn(Vec<TrainingIntent>, MatcherConfig) -> Matcher;
 
-/// Calibrates (as `settings` say) and builds the lexical matcher.
+/// Calibrates (as `settings` say) and builds the lexical matcher. The final
+/// build's SVMs start from the last calibration round's solution (see
+/// [`WarmStart`]): the round learnt from most of the same examples, so the
+/// solver needs fewer passes to reach its tolerance.
 pub fn build(intents: Vec<TrainingIntent>, settings: &MatcherSettings) -> (Matcher, Calibration) {
-    build_with(intents, settings, &Matcher::build)
+    let last_round: RefCell<Option<WarmStart>> = RefCell::new(None);
+    let round = |intents, config| {
+        let (matcher, solved) = Matcher::build_warm(intents, config, None);
+        *last_round.borrow_mut() = Some(solved);
+        matcher
+    };
+    let calibration = calibrate(&intents, settings, &round);
+    tracing::info!(thresholds = %calibration.describe(), "matcher thresholds");
+    let start = last_round.into_inner();
+    let (matcher, _) = Matcher::build_warm(intents, calibration.config, start.as_ref());
+    (matcher, calibration)
 }
 
 /// Calibrates with matchers made by `build`, then builds the final one with
@@ -1160,6 +1175,42 @@ mod tests {
             "{unknown}/{}",
             OUT_OF_SCOPE.len()
         );
+    }
+
+    #[test]
+    fn the_warm_started_final_build_keeps_the_thresholds_and_the_answers() {
+        let settings = MatcherSettings::default();
+        let (warm, warm_calibration) = build(intents(), &settings);
+        let (cold, cold_calibration) = build_with(intents(), &settings, &Matcher::build);
+        // The rounds are the same builds: the same thresholds, bit for bit.
+        assert_eq!(warm_calibration.config, cold_calibration.config);
+        assert_eq!(warm_calibration.measured, cold_calibration.measured);
+        assert_eq!(warm.config(), cold.config());
+        // The same model to the solver's tolerance: the same intent first,
+        // close scores.
+        for (text, _, _) in IN_SCOPE {
+            let (a, b) = (warm.classify(text, None), cold.classify(text, None));
+            let top = |c: &super::super::Classification| {
+                c.ranked.first().map(|r| (r.intent.clone(), r.score))
+            };
+            let (x, y) = (top(&a), top(&b));
+            assert_eq!(
+                x.as_ref().map(|x| &x.0),
+                y.as_ref().map(|y| &y.0),
+                "{text:?}"
+            );
+            let score = |t: Option<(String, f32)>| t.map_or(0.0, |t| t.1);
+            let (x, y) = (score(x), score(y));
+            assert!((x - y).abs() < 0.03, "{text:?}: {x} vs {y}");
+        }
+        // Without calibration there is no round to start from.
+        let fixed = MatcherSettings {
+            calibrate: false,
+            ..settings
+        };
+        let (m, c) = build(intents(), &fixed);
+        assert_eq!(c.measured, None);
+        assert_eq!(*m.config(), fixed.fixed());
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! 2008, the liblinear solver that scikit-learn's `LinearSVC` uses), with a
 //! bias term regularised like a weight (liblinear's `-B 1`) and liblinear's
 //! shrinking (examples that stay at a bound leave the passes until the last
-//! check), so that later passes walk mostly the support vectors.
+//! check), so that later passes walk mostly the support vectors. A training
+//! can start from another's dual solution ([`Duals`]: the calibration
+//! round's for the final build), and its classes go to whichever thread is
+//! free; the model does not depend on the threads.
 //!
 //! The weights are kept feature-major (one row of column weights per
 //! feature), so scoring a query costs one row per query feature, whatever
@@ -112,6 +115,11 @@ impl LinearModel {
     /// features `0..features`, on up to `threads` threads; the `fixed`
     /// vectors become the columns after the classes. A model without
     /// documents says -1 ("not me") for every class.
+    ///
+    /// `start` gives each class's solver its first point (see [`Duals`]);
+    /// the solution is returned with the model, to start another training
+    /// of mostly the same documents from.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn train(
         docs: &Docs,
         labels: &[usize],
@@ -120,34 +128,59 @@ impl LinearModel {
         features: usize,
         settings: SvmSettings,
         threads: usize,
-    ) -> LinearModel {
+        start: &Duals,
+    ) -> (LinearModel, Duals) {
         if classes == 0 || docs.is_empty() {
             let trained = vec![(Vec::new(), -1.0); classes];
-            return Self::from_columns(&trained, fixed, features);
+            let duals = Duals {
+                classes: vec![Vec::new(); classes],
+                visits: 0,
+            };
+            return (Self::from_columns(&trained, fixed, features), duals);
         }
-        let threads = threads.clamp(1, classes);
         let training = Training::new(docs, settings);
-        // Per class: (dense weights, bias).
-        let mut trained: Vec<(Vec<f32>, f32)> = vec![(Vec::new(), 0.0); classes];
-        let per_thread = classes.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (chunk_no, chunk) in trained.chunks_mut(per_thread).enumerate() {
-                let training = &training;
-                scope.spawn(move || {
-                    let mut alpha = vec![0.0_f32; docs.len()];
-                    let mut order = Vec::with_capacity(docs.len());
-                    for (k, slot) in chunk.iter_mut().enumerate() {
-                        let class = chunk_no * per_thread + k;
-                        let mut w = vec![0.0_f32; features];
-                        let b = train_one(
-                            training, labels, class, settings, &mut w, &mut alpha, &mut order,
-                        );
-                        *slot = (w, b);
-                    }
-                });
+        // Per class: (dense weights, bias, non-zero alphas).
+        let solve = |class: usize, scratch: &mut Scratch| {
+            scratch.alpha.fill(0.0);
+            for &(i, a) in start.of(class) {
+                if let Some(slot) = scratch.alpha.get_mut(i as usize)
+                    && a.is_finite()
+                    && a > 0.0
+                {
+                    *slot = a.min(training.upper);
+                }
             }
-        });
-        Self::from_columns(&trained, fixed, features)
+            let mut w = vec![0.0_f32; features];
+            let (b, visits) = train_one(
+                &training,
+                labels,
+                class,
+                settings,
+                &mut w,
+                &mut scratch.alpha,
+                &mut scratch.order,
+            );
+            let alphas: Vec<(u32, f32)> = scratch
+                .alpha
+                .iter()
+                .enumerate()
+                .filter(|&(_, &a)| a != 0.0)
+                .map(|(i, &a)| (i as u32, a))
+                .collect();
+            (w, b, alphas, visits)
+        };
+        let solved = for_each_class(classes, threads, docs.len(), solve);
+        let mut trained = Vec::with_capacity(classes);
+        let mut duals = Duals {
+            classes: Vec::with_capacity(classes),
+            visits: 0,
+        };
+        for (w, b, alphas, visits) in solved {
+            trained.push((w, b));
+            duals.classes.push(alphas);
+            duals.visits += visits;
+        }
+        (Self::from_columns(&trained, fixed, features), duals)
     }
 
     /// Feature-major rows over the trained and the fixed columns, for the
@@ -420,6 +453,93 @@ impl Docs {
     }
 }
 
+/// The dual solution of a training: per class, the documents with a
+/// non-zero `alpha`, `(document, alpha)` by increasing document. Any
+/// non-negative alphas (at most C for the hinge loss) are a valid start
+/// for the solver: another training of mostly the same documents, started
+/// from a solution mapped onto its documents (the others at 0), needs fewer
+/// passes to reach the same tolerance. The default starts every class at 0.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Duals {
+    classes: Vec<Vec<(u32, f32)>>,
+    /// Documents the solver visited to reach this solution (0 for a start).
+    visits: u64,
+}
+
+impl Duals {
+    /// A start from each class's `(document, alpha)` pairs.
+    pub(crate) fn from_classes(classes: Vec<Vec<(u32, f32)>>) -> Duals {
+        Duals { classes, visits: 0 }
+    }
+
+    /// Documents the solver visited to reach this solution, over all
+    /// classes: the work of the training.
+    pub(crate) fn visits(&self) -> u64 {
+        self.visits
+    }
+
+    /// Class `class`'s pairs (none beyond the last class).
+    pub(crate) fn of(&self, class: usize) -> &[(u32, f32)] {
+        self.classes.get(class).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// One solver thread's buffers.
+struct Scratch {
+    /// One dual variable per document.
+    alpha: Vec<f32>,
+    /// The order of a pass.
+    order: Vec<usize>,
+}
+
+/// `solve(class, scratch)` for every class in `0..classes`, results in class
+/// order, on up to `threads` threads (this one included) that each take the
+/// next class when they finish one, so that a thread on a busy core holds
+/// back nobody; one thread: no thread is started. Classes are solved
+/// independently, so the results do not depend on the threads.
+fn for_each_class<T: Send>(
+    classes: usize,
+    threads: usize,
+    docs: usize,
+    solve: impl Fn(usize, &mut Scratch) -> T + Sync,
+) -> Vec<T> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let scratch = || Scratch {
+        alpha: vec![0.0; docs],
+        order: Vec::with_capacity(docs),
+    };
+    let threads = threads.clamp(1, classes.max(1));
+    if threads == 1 {
+        let mut buffers = scratch();
+        return (0..classes).map(|c| solve(c, &mut buffers)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut buffers = scratch();
+        let mut done = Vec::new();
+        loop {
+            let class = next.fetch_add(1, Ordering::Relaxed);
+            if class >= classes {
+                return done;
+            }
+            done.push((class, solve(class, &mut buffers)));
+        }
+    };
+    let mut results: Vec<Option<T>> = (0..classes).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mine = work();
+        let theirs = others.into_iter().flat_map(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        for (class, result) in mine.into_iter().chain(theirs) {
+            results[class] = Some(result);
+        }
+    });
+    results.into_iter().flatten().collect()
+}
+
 /// The training documents with each one's diagonal term.
 struct Training<'d> {
     docs: &'d Docs,
@@ -484,9 +604,10 @@ fn prefetch<T>(items: &[T]) {
     let _ = items;
 }
 
-/// Dual coordinate descent for one class against the rest; leaves the weights
-/// in `w` and returns the bias. `w`, `alpha` and `order` are scratch, reset
-/// here.
+/// Dual coordinate descent for one class against the rest, from the point
+/// `alpha` (one per document, within the bounds; all 0 for a cold start);
+/// leaves the solution in `alpha`, the weights in `w` and returns the bias
+/// and the documents visited. `w` and `order` are scratch, reset here.
 fn train_one(
     training: &Training,
     labels: &[usize],
@@ -495,11 +616,22 @@ fn train_one(
     w: &mut [f32],
     alpha: &mut [f32],
     order: &mut Vec<usize>,
-) -> f32 {
+) -> (f32, u64) {
     let n = training.qd.len();
     w.fill(0.0);
-    alpha.fill(0.0);
     let mut b = 0.0_f32;
+    // The weights of the starting point: w = sum of alpha_i y_i x_i.
+    for (i, &a) in alpha.iter().enumerate() {
+        if a != 0.0 {
+            let d = if labels[i] == class { a } else { -a };
+            for &(f, v) in training.doc(i) {
+                if let Some(slot) = w.get_mut(f as usize) {
+                    *slot += d * v;
+                }
+            }
+            b += d;
+        }
+    }
     let (diag, upper, qd) = (training.diag, training.upper, &training.qd);
     order.clear();
     order.extend(0..n);
@@ -509,6 +641,7 @@ fn train_one(
     // passes walk mostly the support vectors; all of them are checked again
     // before stopping.
     let mut active = n;
+    let mut visits = 0_u64;
     let (mut pg_max_old, mut pg_min_old) = (f32::INFINITY, f32::NEG_INFINITY);
     for _ in 0..settings.max_epochs {
         // A fresh random order each pass (seeded: builds are reproducible).
@@ -522,6 +655,7 @@ fn train_one(
             training.prefetch(i);
         }
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
+        visits += active as u64;
         let mut s = 0;
         while s < active {
             // The document DOC_PREFETCH_AHEAD places on, unless shrinking
@@ -586,7 +720,7 @@ fn train_one(
             pg_min
         };
     }
-    b
+    (b, visits)
 }
 
 /// `w · x` in four independent sums (the additions of one sum wait on each
@@ -620,7 +754,7 @@ mod tests {
         let labels: Vec<usize> = (0..40).map(|i| i % 5).collect();
         // Fixed columns with different spans per feature.
         let fixed: Vec<Sparse> = vec![vec![(0, 0.5), (6, 0.25)], vec![(7, 0.75)], vec![(9, 0.1)]];
-        let mut m = LinearModel::train(
+        let (mut m, _) = LinearModel::train(
             &Docs::from(docs.as_slice()),
             &labels,
             5,
@@ -628,6 +762,7 @@ mod tests {
             11,
             SvmSettings::default(),
             1,
+            &Duals::default(),
         );
         let features = m.rows.len() as u32;
         // Feature 10 has no row; 6 and 7 have fixed spans that do not touch.
@@ -674,7 +809,9 @@ mod tests {
             4,
             SvmSettings::default(),
             2,
-        );
+            &Duals::default(),
+        )
+        .0;
         let mut out = Vec::new();
         for k in 0..3_u32 {
             m.scores(&vec![(k, 1.0)], &mut out);
@@ -704,39 +841,213 @@ mod tests {
 
     #[test]
     fn empty_input_gives_a_model_that_rejects() {
-        let m = LinearModel::train(&Docs::default(), &[], 2, &[], 0, SvmSettings::default(), 1);
+        let (m, duals) = LinearModel::train(
+            &Docs::default(),
+            &[],
+            2,
+            &[],
+            0,
+            SvmSettings::default(),
+            1,
+            &Duals::default(),
+        );
+        assert!(duals.of(0).is_empty() && duals.of(1).is_empty());
         let mut out = Vec::new();
         m.scores(&vec![(0, 1.0)], &mut out);
         assert_eq!(out, vec![-1.0, -1.0]);
     }
 
+    /// `n` documents of `classes` overlapping classes: feature `i % classes`
+    /// marks the class, the others (up to `classes + 18`) are noise shared
+    /// between classes.
+    fn fixture(n: usize, classes: usize) -> (Docs, Vec<usize>) {
+        let docs: Vec<Sparse> = (0..n)
+            .map(|i| {
+                let mut x = vec![
+                    ((i % classes) as u32, 1.0),
+                    ((classes + i % 7) as u32, 0.3),
+                    ((classes + 7 + (i * 13) % 11) as u32, 0.6),
+                ];
+                if i % 5 == 0 {
+                    // A few near-copies of another class's marker.
+                    x.push((((i + 1) % classes) as u32, 0.7));
+                }
+                x.sort_unstable_by_key(|&(f, _)| f);
+                x.dedup_by_key(|&mut (f, _)| f);
+                x
+            })
+            .collect();
+        let labels = (0..n).map(|i| i % classes).collect();
+        (Docs::from(docs.as_slice()), labels)
+    }
+
     #[test]
     fn same_model_whatever_the_threads() {
-        let docs: Vec<Sparse> = (0..40)
-            .map(|i| vec![((i % 4) as u32, 1.0), (4 + (i % 7) as u32, 0.3)])
-            .collect();
-        let labels: Vec<usize> = (0..40).map(|i| i % 4).collect();
-        let a = LinearModel::train(
-            &Docs::from(docs.as_slice()),
+        let (docs, labels) = fixture(120, 9);
+        let train = |threads| {
+            LinearModel::train(
+                &docs,
+                &labels,
+                9,
+                &[],
+                27,
+                SvmSettings::default(),
+                threads,
+                &Duals::default(),
+            )
+        };
+        let (a, a_duals) = train(1);
+        // Fewer, as many and more threads than classes: every class solved
+        // once, wherever it ran, to the same bits.
+        for threads in [2, 3, 9, 40] {
+            let (b, b_duals) = train(threads);
+            assert_eq!(a.dense, b.dense, "{threads} threads");
+            assert_eq!(a.rows, b.rows, "{threads} threads");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a.bias), bits(&b.bias), "{threads} threads");
+            assert_eq!(a_duals, b_duals, "{threads} threads");
+        }
+        assert!((0..9).all(|c| !a_duals.of(c).is_empty()), "support vectors");
+    }
+
+    #[test]
+    fn classes_run_in_order_on_any_number_of_threads() {
+        for threads in [1, 2, 5, 64] {
+            let squares = for_each_class(17, threads, 3, |c, scratch| {
+                assert_eq!(scratch.alpha.len(), 3);
+                c * c
+            });
+            assert_eq!(squares, (0..17).map(|c| c * c).collect::<Vec<_>>());
+        }
+        assert!(for_each_class(0, 4, 3, |c, _| c).is_empty());
+    }
+
+    /// Decision values of every class for every document.
+    fn decisions(m: &LinearModel, docs: &Docs) -> Vec<Vec<f32>> {
+        docs.iter()
+            .map(|x| {
+                let mut out = Vec::new();
+                m.scores(&x.to_vec(), &mut out);
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_warm_start_reaches_the_same_model_in_fewer_visits() {
+        let (docs, labels) = fixture(300, 6);
+        let settings = SvmSettings {
+            eps: 0.001,
+            ..SvmSettings::default()
+        };
+        let train = |docs: &Docs, labels: &[usize], start: &Duals| {
+            LinearModel::train(docs, labels, 6, &[], 24, settings, 1, start)
+        };
+        let (cold, cold_duals) = train(&docs, &labels, &Duals::default());
+        // A solution from four fifths of the documents, for classes 1..6
+        // only (class 0 held out), mapped onto the full set.
+        let kept: Vec<usize> = (0..300).filter(|i| i % 5 != 0 && labels[*i] != 0).collect();
+        let mut part = Docs::default();
+        for &i in &kept {
+            part.push(docs.get(i));
+        }
+        let part_labels: Vec<usize> = kept.iter().map(|&i| labels[i]).collect();
+        let (_, part_duals) = train(&part, &part_labels, &Duals::default());
+        let start = Duals::from_classes(
+            (0..6)
+                .map(|c| {
+                    if c == 0 {
+                        return Vec::new();
+                    }
+                    part_duals
+                        .of(c)
+                        .iter()
+                        .map(|&(k, a)| (kept[k as usize] as u32, a))
+                        .collect()
+                })
+                .collect(),
+        );
+        let (warm, warm_duals) = train(&docs, &labels, &start);
+        assert!(
+            warm_duals.visits() < cold_duals.visits(),
+            "{} visits warm, {} cold",
+            warm_duals.visits(),
+            cold_duals.visits()
+        );
+        // The same optimum to the solver's tolerance: the same decisions,
+        // and the same support.
+        for (a, b) in decisions(&cold, &docs).iter().zip(decisions(&warm, &docs)) {
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 0.02, "{a:?} vs {b:?}");
+                assert_eq!(x.total_cmp(&0.0), y.total_cmp(&0.0), "{a:?} vs {b:?}");
+            }
+        }
+        for c in 0..6 {
+            let support = |d: &Duals| d.of(c).iter().filter(|p| p.1 > 1e-3).count();
+            assert!(support(&cold_duals).abs_diff(support(&warm_duals)) <= 2);
+        }
+        // Started from its own solution, the solver stays there.
+        let (again, again_duals) = train(&docs, &labels, &cold_duals);
+        for (a, b) in decisions(&cold, &docs).iter().zip(decisions(&again, &docs)) {
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-3, "{a:?} vs {b:?}");
+            }
+        }
+        assert_eq!(again_duals.of(3).len(), cold_duals.of(3).len());
+        assert!(again_duals.visits() < warm_duals.visits());
+    }
+
+    #[test]
+    fn a_start_beyond_the_documents_or_classes_is_ignored() {
+        let (docs, labels) = fixture(40, 3);
+        let cold = LinearModel::train(
+            &docs,
             &labels,
-            4,
+            3,
             &[],
-            11,
+            21,
             SvmSettings::default(),
             1,
+            &Duals::default(),
         );
-        let b = LinearModel::train(
-            &Docs::from(docs.as_slice()),
+        // Documents past the last, negative and infinite alphas, a class
+        // the training does not have: nothing to start from.
+        let hostile = Duals::from_classes(vec![
+            vec![(40, 1.0), (1000, 2.0)],
+            vec![(u32::MAX, 5.0)],
+            Vec::new(),
+            vec![(0, 1.0)],
+        ]);
+        let (from_hostile, _) = LinearModel::train(
+            &docs,
             &labels,
-            4,
-            &[],
-            11,
-            SvmSettings::default(),
             3,
+            &[],
+            21,
+            SvmSettings::default(),
+            1,
+            &hostile,
         );
-        assert_eq!(a.dense, b.dense);
-        assert_eq!(a.rows, b.rows);
-        assert_eq!(a.bias, b.bias);
+        assert_eq!(cold.0.dense, from_hostile.dense);
+        assert_eq!(cold.0.bias, from_hostile.bias);
+        let clamped = Duals::from_classes(vec![vec![(0, -3.0), (1, f32::INFINITY)]]);
+        let (m, duals) = LinearModel::train(
+            &docs,
+            &labels,
+            3,
+            &[],
+            21,
+            SvmSettings {
+                l1_loss: true,
+                ..SvmSettings::default()
+            },
+            1,
+            &clamped,
+        );
+        assert!(m.bias.iter().all(|b| b.is_finite()));
+        for c in 0..3 {
+            assert!(duals.of(c).iter().all(|&(_, a)| (0.0..=1.0).contains(&a)));
+        }
     }
 
     #[test]
@@ -758,7 +1069,9 @@ mod tests {
             23,
             SvmSettings::default(),
             1,
-        );
+            &Duals::default(),
+        )
+        .0;
         let query: Sparse = vec![(1, 0.3), (5, 0.6), (14, 0.2), (20, 0.7), (22, 0.1)];
         let mut dispatched = Vec::new();
         m.scores(&query, &mut dispatched);
@@ -796,7 +1109,9 @@ mod tests {
             3,
             SvmSettings::default(),
             1,
-        );
+            &Duals::default(),
+        )
+        .0;
         let mut out = Vec::new();
         m.scores(&vec![(0, 1.0), (2, 1.0)], &mut out);
         assert_eq!(out.len(), 3);

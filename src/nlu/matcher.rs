@@ -65,7 +65,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::embed::{Semantic, SemanticSettings};
-use super::linear::{Docs, LinearModel, SvmSettings};
+use super::linear::{Docs, Duals, LinearModel, SvmSettings};
 use super::normalize::{normalize, tokens};
 use super::stem::{Stemmers, is_stop_word};
 
@@ -1003,6 +1003,78 @@ impl Stem<'_> {
     }
 }
 
+/// A build's linear models as the start of another build of mostly the
+/// same examples (the final build after the calibration round, see
+/// [`Matcher::build_warm`]): per language, a key for each example (its
+/// intent and text) and each class (its intent), and the SVMs' dual
+/// solution ([`Duals`]). Keys are 64-bit hashes: a collision would only
+/// give the solver a worse start, never a different stopping point.
+#[derive(Debug, Default)]
+pub(crate) struct WarmStart {
+    langs: Vec<LangDuals>,
+}
+
+/// One language's part of a [`WarmStart`].
+#[derive(Debug)]
+struct LangDuals {
+    lang: String,
+    /// [`example_key`] of each document.
+    docs: Vec<u64>,
+    /// [`key_hash`] of each class's intent id.
+    classes: Vec<u64>,
+    duals: Duals,
+}
+
+impl WarmStart {
+    /// The start for language `lang`'s documents and classes, given by
+    /// their keys: each class this solution has starts from its alphas on
+    /// the documents both have (equal keys paired in order), the other
+    /// documents and classes at 0.
+    fn start(&self, lang: &str, docs: &[u64], classes: &[u64]) -> Duals {
+        let Some(old) = self.langs.iter().find(|l| l.lang == lang) else {
+            return Duals::default();
+        };
+        // Key → the new documents with it, the first one last.
+        let mut new_docs: HashMap<u64, Vec<u32>> = HashMap::with_capacity(docs.len());
+        for (k, &key) in docs.iter().enumerate().rev() {
+            new_docs.entry(key).or_default().push(k as u32);
+        }
+        let new_of_old: Vec<Option<u32>> = old
+            .docs
+            .iter()
+            .map(|key| new_docs.get_mut(key).and_then(Vec::pop))
+            .collect();
+        let old_class: HashMap<u64, usize> = old
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(j, &key)| (key, j))
+            .collect();
+        Duals::from_classes(
+            classes
+                .iter()
+                .map(|key| match old_class.get(key) {
+                    Some(&j) => old
+                        .duals
+                        .of(j)
+                        .iter()
+                        .filter_map(|&(i, a)| {
+                            let new = new_of_old.get(i as usize).copied().flatten()?;
+                            Some((new, a))
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The key of an example of intent `intent` in a [`WarmStart`].
+fn example_key(intent: &str, text: &str) -> u64 {
+    mix(key_hash(intent) ^ key_hash(text).rotate_left(29))
+}
+
 impl Matcher {
     /// Builds the matcher from intents and thresholds. Examples whose text
     /// normalises to nothing are skipped; intents with the same id are merged.
@@ -1010,6 +1082,18 @@ impl Matcher {
     /// its patterns.
     pub fn build(intents: Vec<TrainingIntent>, config: MatcherConfig) -> Matcher {
         Self::build_with(intents, config, Tuning::default())
+    }
+
+    /// [`Matcher::build`], the linear models' solvers started from the
+    /// solution of a build of mostly the same examples (`start`; fewer
+    /// passes to the same tolerance), and this build's solution to start
+    /// another one from.
+    pub(crate) fn build_warm(
+        intents: Vec<TrainingIntent>,
+        config: MatcherConfig,
+        start: Option<&WarmStart>,
+    ) -> (Matcher, WarmStart) {
+        Self::build_tier(intents, config, Tuning::default(), None, start)
     }
 
     /// Like [`Matcher::build`], with the semantic tier: every example and
@@ -1026,7 +1110,9 @@ impl Matcher {
             config,
             Tuning::default(),
             Some((embedder, settings)),
+            None,
         )
+        .0
     }
 
     /// The semantic tier in use, if any (`describe()` of its embedder).
@@ -1035,7 +1121,7 @@ impl Matcher {
     }
 
     fn build_with(intents: Vec<TrainingIntent>, config: MatcherConfig, tuning: Tuning) -> Matcher {
-        Self::build_tier(intents, config, tuning, None)
+        Self::build_tier(intents, config, tuning, None, None).0
     }
 
     fn build_tier(
@@ -1043,7 +1129,8 @@ impl Matcher {
         config: MatcherConfig,
         tuning: Tuning,
         semantic: Option<(std::sync::Arc<dyn super::embed::Embedder>, SemanticSettings)>,
-    ) -> Matcher {
+        start: Option<&WarmStart>,
+    ) -> (Matcher, WarmStart) {
         let stemmers = Stemmers::new();
 
         // Merge intents by id, keeping first-seen order.
@@ -1160,6 +1247,7 @@ impl Matcher {
             v
         };
         let mut indexes: Vec<LangIndex> = Vec::new();
+        let mut solved = WarmStart::default();
         let mut by_lang: BTreeMap<String, Vec<(usize, Numbered)>> = BTreeMap::new();
         for ((lang, intent), tfs) in groups {
             by_lang.entry(lang).or_default().push((intent, tfs));
@@ -1169,10 +1257,12 @@ impl Matcher {
             let mut centroids: Vec<Sparse> = Vec::new();
             let mut index_groups: Vec<Group> = Vec::new();
             let mut dense_centroids: Vec<Sparse> = Vec::new();
+            let mut doc_keys: Vec<u64> = Vec::new();
             for (intent, tfs) in lang_groups {
                 let start = docs.len();
                 let mut sum: Sparse = Vec::new();
                 for (tf, text) in &tfs {
+                    doc_keys.push(example_key(&entries[intent].id, texts[*text]));
                     let mut v = weigh(tf);
                     sum.extend_from_slice(&v);
                     if let Some(semantic) = &semantic {
@@ -1205,20 +1295,34 @@ impl Matcher {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             // The embedding centroids (semantic tier) follow the lexical ones.
             centroids.extend(dense_centroids);
-            let mut linear = LinearModel::train(
+            let settings = SvmSettings {
+                c: tuning.svm_c,
+                eps: tuning.svm_eps,
+                max_epochs: tuning.svm_epochs,
+                l1_loss: tuning.svm_l1,
+            };
+            let class_keys: Vec<u64> = index_groups
+                .iter()
+                .map(|g| key_hash(&entries[g.intent].id))
+                .collect();
+            let first =
+                start.map_or_else(Duals::default, |s| s.start(&lang, &doc_keys, &class_keys));
+            let (mut linear, duals) = LinearModel::train(
                 &docs,
                 &labels,
                 index_groups.len(),
                 &centroids,
                 features,
-                SvmSettings {
-                    c: tuning.svm_c,
-                    eps: tuning.svm_eps,
-                    max_epochs: tuning.svm_epochs,
-                    l1_loss: tuning.svm_l1,
-                },
+                settings,
                 threads,
+                &first,
             );
+            solved.langs.push(LangDuals {
+                lang: lang.clone(),
+                docs: doc_keys,
+                classes: class_keys,
+                duals,
+            });
             // CSR postings of the examples, for the nearest one (only with
             // few examples). The nearest example is lexical: its postings
             // leave the embedding features out.
@@ -1289,9 +1393,11 @@ impl Matcher {
             features = kinds.len(),
             languages = indexes.len(),
             model_bytes = indexes.iter().map(|i| i.linear.heap_bytes()).sum::<usize>(),
+            svm_visits = solved.langs.iter().map(|l| l.duals.visits()).sum::<u64>(),
+            warm_start = start.is_some(),
             "matcher built"
         );
-        Matcher {
+        let matcher = Matcher {
             config,
             tuning,
             stemmers,
@@ -1304,7 +1410,8 @@ impl Matcher {
             ngram_counts: caches.ngram_counts,
             bigrams,
             semantic: semantic.map(Semantic::built),
-        }
+        };
+        (matcher, solved)
     }
 
     /// The thresholds this matcher decides with.
@@ -2221,6 +2328,82 @@ mod tests {
             Verdict::Answer("hours".into())
         );
         assert_eq!(m.classify("ping", None).verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_warm_start_pairs_examples_and_classes_by_key() {
+        let solved = WarmStart {
+            langs: vec![LangDuals {
+                lang: "en".into(),
+                // Documents: a, b, a (a twice), c.
+                docs: vec![1, 2, 1, 3],
+                // Classes: x, y.
+                classes: vec![10, 20],
+                duals: Duals::from_classes(vec![
+                    vec![(0, 0.5), (1, 0.25), (2, 0.75)],
+                    vec![(3, 2.0)],
+                ]),
+            }],
+        };
+        // New documents: c, a, d, a, a; new classes: y, z, x.
+        let start = solved.start("en", &[3, 1, 4, 1, 1], &[20, 30, 10]);
+        assert_eq!(start.of(0), &[(0, 2.0)], "y: c moved to 0");
+        assert!(start.of(1).is_empty(), "z is new: from 0");
+        // x: the two a's in order (the third a is new), b is gone.
+        assert_eq!(start.of(2), &[(1, 0.5), (3, 0.75)]);
+        assert!(solved.start("es", &[1, 2], &[10]).of(0).is_empty());
+        assert!(
+            WarmStart::default()
+                .start("en", &[1], &[10])
+                .of(0)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_warm_started_build_answers_like_a_cold_one() {
+        // The calibration round's kind of subset: one intent and a fifth
+        // of the other intents' examples left out.
+        let part: Vec<TrainingIntent> = intents()
+            .into_iter()
+            .skip(1)
+            .map(|mut i| {
+                let mut k = 0;
+                i.examples.retain(|_| {
+                    k += 1;
+                    k % 5 != 0
+                });
+                i
+            })
+            .collect();
+        let (_, round) = Matcher::build_warm(part, MatcherConfig::default(), None);
+        let (cold, cold_solved) = Matcher::build_warm(intents(), MatcherConfig::default(), None);
+        let (warm, warm_solved) =
+            Matcher::build_warm(intents(), MatcherConfig::default(), Some(&round));
+        let visits = |w: &WarmStart| w.langs.iter().map(|l| l.duals.visits()).sum::<u64>();
+        assert!(visits(&warm_solved) < visits(&cold_solved));
+        // The same optimum to the solver's tolerance: the same intent first
+        // for the shop's paraphrases, close scores for every query (the
+        // order of near-zero scores of gibberish is not compared).
+        for (q, _, _) in IN_SCOPE {
+            let (a, b) = (cold.classify(q, None), warm.classify(q, None));
+            assert_eq!(top(&a), top(&b), "{q:?}");
+        }
+        let queries = IN_SCOPE
+            .iter()
+            .map(|q| q.0)
+            .chain(OUT_OF_SCOPE.iter().map(|q| q.0));
+        for q in queries {
+            let (a, b) = (cold.classify(q, None), warm.classify(q, None));
+            for x in &a.ranked {
+                let close = match b.ranked.iter().find(|y| y.intent == x.intent) {
+                    Some(y) => (x.score - y.score).abs() < 0.03,
+                    // Below the last one ranked.
+                    None => b.ranked.last().is_some_and(|y| x.score < y.score + 0.03),
+                };
+                assert!(close, "{q:?}: {a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
