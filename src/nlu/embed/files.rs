@@ -80,7 +80,8 @@ pub(crate) fn tokenizer(dir: &Path) -> Result<(Tokenizer, Option<u32>), EmbedErr
 
 /// What `dir` holds, by its `config.json`: a model2vec static model
 /// (`"model_type": "model2vec"`, or model2vec's `apply_pca` key) or a BERT
-/// model (`"model_type": "bert"` or a relative, or `num_hidden_layers`).
+/// model (`"model_type": "bert"`, `"xlm-roberta"` or a relative, or
+/// `num_hidden_layers`).
 pub(crate) fn kind(dir: &Path) -> Result<ModelKind, EmbedError> {
     if !dir.is_dir() {
         return Err(EmbedError::Read {
@@ -106,7 +107,7 @@ pub(crate) fn kind(dir: &Path) -> Result<ModelKind, EmbedError> {
     Err(EmbedError::Format {
         path,
         message: format!(
-            "neither a model2vec static model (\"model_type\": \"model2vec\") nor a BERT model (\"model_type\": \"bert\"); found \"model_type\": {:?}",
+            "neither a model2vec static model (\"model_type\": \"model2vec\") nor a transformer (\"model_type\": \"bert\" or \"xlm-roberta\"); found \"model_type\": {:?}",
             model_type
         ),
     })
