@@ -71,9 +71,19 @@ pub(crate) fn tokenizer(dir: &Path) -> Result<(Tokenizer, Option<u32>), EmbedErr
             path: path.clone(),
             message: e.to_string(),
         })?;
-    let unk = serde_json::from_slice::<serde_json::Value>(&bytes)
+    // Only the one key: a multilingual vocabulary makes a large file, and a
+    // whole JSON tree of it takes a good part of a second to build.
+    #[derive(serde::Deserialize)]
+    struct File {
+        model: Model,
+    }
+    #[derive(serde::Deserialize)]
+    struct Model {
+        unk_token: Option<String>,
+    }
+    let unk = serde_json::from_slice::<File>(&bytes)
         .ok()
-        .and_then(|v| v["model"]["unk_token"].as_str().map(str::to_string))
+        .and_then(|f| f.model.unk_token)
         .and_then(|t| tokenizer.token_to_id(&t));
     Ok((tokenizer, unk))
 }

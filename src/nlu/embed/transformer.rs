@@ -15,6 +15,7 @@
 //! An encode takes milliseconds: the bot's channels call the engine from
 //! blocking threads (`spawn_blocking`), never from the async workers.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,6 +26,7 @@ use candle_transformers::models::xlm_roberta::{self, XLMRobertaModel};
 use tokenizers::Tokenizer;
 
 use super::files::{self, WEIGHTS};
+use super::static_model::values_f32;
 use super::{EmbedError, Embedder, normalize_l2};
 
 /// Tokens of a text beyond this many are cut, whatever the model allows
@@ -144,6 +146,34 @@ fn max_seq_length(dir: &Path) -> Result<Option<usize>, EmbedError> {
     }
 }
 
+/// Every floating-point tensor of a safetensors file, as an `f32` tensor:
+/// F16 and BF16 are widened once here (in one pass, without candle's
+/// intermediate copies: the load of a 250,000-token vocabulary takes less
+/// memory). Other types (checkpoints keep e.g. an I64 `position_ids`
+/// buffer) are left out; a weight the model needs and misses is an error
+/// when the model is built.
+fn f32_tensors(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Tensor>, EmbedError> {
+    let fail = |message: String| EmbedError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+        fail(format!(
+            "not a safetensors file (truncated or damaged?): {e}"
+        ))
+    })?;
+    let mut tensors = HashMap::new();
+    for (name, view) in file.tensors() {
+        let Some(values) = values_f32(view.dtype(), view.data()) else {
+            continue;
+        };
+        let tensor = Tensor::from_vec(values, view.shape(), &Device::Cpu)
+            .map_err(|e| fail(format!("`{name}`: {e}")))?;
+        tensors.insert(name, tensor);
+    }
+    Ok(tensors)
+}
+
 impl TransformerEmbedder {
     /// Loads `dir`: `config.json` (a BERT or XLM-RoBERTa config; its
     /// `model_type` decides), `tokenizer.json`, `model.safetensors`, and
@@ -193,16 +223,9 @@ impl TransformerEmbedder {
             .min(positions)
             .max(2);
         let (path, bytes) = files::read(dir, WEIGHTS)?;
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| EmbedError::Format {
-            path: path.clone(),
-            message: format!("not a safetensors file (truncated or damaged?): {e}"),
-        })?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu).map_err(
-            |e| EmbedError::Format {
-                path: path.clone(),
-                message: e.to_string(),
-            },
-        )?;
+        let tensors = f32_tensors(&path, &bytes)?;
+        drop(bytes);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         let misfit = |e: candle_core::Error| EmbedError::Format {
             path: path.clone(),
             message: format!("the weights do not fit config.json: {e}"),
