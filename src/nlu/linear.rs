@@ -13,7 +13,9 @@
 //! feature), so scoring a query costs one row per query feature, whatever
 //! the number of training examples.
 
-/// `(feature id, weight)`, sorted by id, no duplicates.
+/// `(feature id, weight)`: training vectors are sorted by id without
+/// duplicates; a query vector (see [`LinearModel::scores`]) may be in any
+/// order.
 pub(crate) type Sparse = Vec<(u32, f32)>;
 
 /// How many features ahead [`LinearModel::scores`] asks for a row.
@@ -259,7 +261,8 @@ impl LinearModel {
     }
 
     /// Every column's value for `x` (decision values of the classes, then
-    /// the fixed columns' dot products), into `out`.
+    /// the fixed columns' dot products), into `out`. `x` may be in any order
+    /// and repeat a feature (its values add up).
     pub(crate) fn scores(&self, x: &Sparse, out: &mut Vec<f32>) {
         out.clear();
         out.extend_from_slice(&self.bias);

@@ -282,7 +282,9 @@ impl Default for Tuning {
     }
 }
 
-/// A sparse vector: `(feature id, weight)`, sorted by id, no duplicates.
+/// A sparse vector: `(feature id, weight)`. Examples' vectors are sorted by
+/// id without duplicates; a query's are in the order its features were met
+/// (see [`Matcher::weigh_terms`]).
 type Sparse = Vec<(u32, f32)>;
 
 /// Examples' term frequencies, each with its example number (the index of
