@@ -860,6 +860,8 @@ impl QueryTerms {
         self.seen = [0; Self::WORDS];
         self.repeated.clear();
         self.rows.clear();
+        self.known.clear();
+        self.pairs.clear();
     }
 
     /// The bitmap position of `feature`.
@@ -1805,8 +1807,6 @@ impl Matcher {
             }
             previous = Some((stem, stop));
         }
-        known_tokens.clear();
-        known_pairs.clear();
         terms.known = known_tokens;
         terms.pairs = known_pairs;
         self.weigh_terms(terms, out);
@@ -2007,6 +2007,17 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    /// Every query of the fixtures: in scope, out of scope, general.
+    fn fixture_queries() -> Vec<String> {
+        IN_SCOPE
+            .iter()
+            .map(|q| q.0)
+            .chain(OUT_OF_SCOPE.iter().map(|q| q.0))
+            .chain(GENERAL_OUT_OF_SCOPE.iter().map(|q| q.0))
+            .map(str::to_owned)
+            .collect()
     }
 
     fn matcher() -> Matcher {
@@ -2476,13 +2487,7 @@ mod tests {
                     .zip(b)
                     .all(|(x, y)| x.0 == y.0 && (x.1 - y.1).abs() <= 1e-6 * y.1.abs().max(1.0))
         };
-        let mut queries: Vec<String> = IN_SCOPE
-            .iter()
-            .map(|q| q.0)
-            .chain(OUT_OF_SCOPE.iter().map(|q| q.0))
-            .chain(GENERAL_OUT_OF_SCOPE.iter().map(|q| q.0))
-            .map(str::to_owned)
-            .collect();
+        let mut queries = fixture_queries();
         let words: Vec<String> = queries
             .iter()
             .flat_map(|q| {
@@ -2564,13 +2569,7 @@ mod tests {
             }
         }
         assert!(rows > 100, "{rows} token rows");
-        let mut queries: Vec<String> = IN_SCOPE
-            .iter()
-            .map(|q| q.0)
-            .chain(OUT_OF_SCOPE.iter().map(|q| q.0))
-            .chain(GENERAL_OUT_OF_SCOPE.iter().map(|q| q.0))
-            .map(str::to_owned)
-            .collect();
+        let mut queries = fixture_queries();
         queries.extend(
             [
                 "order order order",

@@ -43,7 +43,25 @@ pub(crate) fn read(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), EmbedEr
 /// `dir/config.json` as a JSON object.
 pub(crate) fn config(dir: &Path) -> Result<(PathBuf, serde_json::Value), EmbedError> {
     let (path, bytes) = read(dir, CONFIG)?;
-    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+    json_object(path, &bytes)
+}
+
+/// An optional JSON file of the model directory: `None` when absent, an
+/// error naming it when unreadable or not a JSON object.
+pub(crate) fn optional_json(
+    dir: &Path,
+    name: &str,
+) -> Result<Option<(PathBuf, serde_json::Value)>, EmbedError> {
+    if !dir.join(name).exists() {
+        return Ok(None);
+    }
+    let (path, bytes) = read(dir, name)?;
+    json_object(path, &bytes).map(Some)
+}
+
+/// `bytes` of the file at `path` as a JSON object.
+fn json_object(path: PathBuf, bytes: &[u8]) -> Result<(PathBuf, serde_json::Value), EmbedError> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(v) if v.is_object() => Ok((path, v)),
         Ok(_) => Err(EmbedError::Format {
             path,

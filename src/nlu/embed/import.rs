@@ -253,54 +253,37 @@ fn weights(
     ];
     for l in 0..h.layers {
         let p = format!("encoder.layer.{l}");
-        let n = |s: &str| format!("l{l}.{s}");
-        for (ours, theirs) in [
-            ("attention.self.query", "q"),
-            ("attention.self.key", "k"),
-            ("attention.self.value", "v"),
-            ("attention.output.dense", "ao"),
+        // Dense layers: a quantized weight [out, in] and a bias [out].
+        for (ours, theirs, out, inputs) in [
+            ("attention.self.query", "q", hid, hid),
+            ("attention.self.key", "k", hid, hid),
+            ("attention.self.value", "v", hid, hid),
+            ("attention.output.dense", "ao", hid, hid),
+            ("intermediate.dense", "fi", ff, hid),
+            ("output.dense", "fo", hid, ff),
         ] {
             t.push((
                 format!("{p}.{ours}.weight"),
-                matrix(&n(&format!("{theirs}.w")), vec![hid, hid])?,
+                matrix(&format!("l{l}.{theirs}.w"), vec![out, inputs])?,
             ));
             t.push((
                 format!("{p}.{ours}.bias"),
-                floats(&n(&format!("{theirs}.b")), vec![hid])?,
+                floats(&format!("l{l}.{theirs}.b"), vec![out])?,
             ));
         }
-        t.push((
-            format!("{p}.attention.output.LayerNorm.weight"),
-            floats(&n("aln.w"), vec![hid])?,
-        ));
-        t.push((
-            format!("{p}.attention.output.LayerNorm.bias"),
-            floats(&n("aln.b"), vec![hid])?,
-        ));
-        t.push((
-            format!("{p}.intermediate.dense.weight"),
-            matrix(&n("fi.w"), vec![ff, hid])?,
-        ));
-        t.push((
-            format!("{p}.intermediate.dense.bias"),
-            floats(&n("fi.b"), vec![ff])?,
-        ));
-        t.push((
-            format!("{p}.output.dense.weight"),
-            matrix(&n("fo.w"), vec![hid, ff])?,
-        ));
-        t.push((
-            format!("{p}.output.dense.bias"),
-            floats(&n("fo.b"), vec![hid])?,
-        ));
-        t.push((
-            format!("{p}.output.LayerNorm.weight"),
-            floats(&n("oln.w"), vec![hid])?,
-        ));
-        t.push((
-            format!("{p}.output.LayerNorm.bias"),
-            floats(&n("oln.b"), vec![hid])?,
-        ));
+        for (ours, theirs) in [
+            ("attention.output.LayerNorm", "aln"),
+            ("output.LayerNorm", "oln"),
+        ] {
+            t.push((
+                format!("{p}.{ours}.weight"),
+                floats(&format!("l{l}.{theirs}.w"), vec![hid])?,
+            ));
+            t.push((
+                format!("{p}.{ours}.bias"),
+                floats(&format!("l{l}.{theirs}.b"), vec![hid])?,
+            ));
+        }
     }
     Ok(t)
 }

@@ -73,37 +73,10 @@ fn model_error(e: candle_core::Error) -> EmbedError {
     EmbedError::Model(format!("the transformer failed: {e}"))
 }
 
-/// An optional JSON file of the model directory: `None` when absent, an
-/// error naming it when unreadable or not a JSON object.
-fn optional_json(
-    dir: &Path,
-    name: &str,
-) -> Result<Option<(PathBuf, serde_json::Value)>, EmbedError> {
-    let path = dir.join(name);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let bytes = std::fs::read(&path).map_err(|source| EmbedError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(v) if v.is_object() => Ok(Some((path, v))),
-        Ok(_) => Err(EmbedError::Format {
-            path,
-            message: "expected a JSON object".into(),
-        }),
-        Err(e) => Err(EmbedError::Format {
-            path,
-            message: format!("not valid JSON: {e}"),
-        }),
-    }
-}
-
 /// The model's default prompt (sentence-transformers' `prompts` and
 /// `default_prompt_name`), or the empty string.
 fn default_prompt(dir: &Path) -> Result<String, EmbedError> {
-    let Some((path, v)) = optional_json(dir, PROMPTS)? else {
+    let Some((path, v)) = files::optional_json(dir, PROMPTS)? else {
         return Ok(String::new());
     };
     let Some(name) = v.get("default_prompt_name").filter(|n| !n.is_null()) else {
@@ -129,7 +102,7 @@ fn default_prompt(dir: &Path) -> Result<String, EmbedError> {
 
 /// The model's `max_seq_length`, if it says.
 fn max_seq_length(dir: &Path) -> Result<Option<usize>, EmbedError> {
-    let Some((path, v)) = optional_json(dir, SENTENCE_CONFIG)? else {
+    let Some((path, v)) = files::optional_json(dir, SENTENCE_CONFIG)? else {
         return Ok(None);
     };
     match v.get("max_seq_length") {
