@@ -802,6 +802,14 @@ impl Embedder for EmbeddingCache {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    fn token_vectors(&self) -> Option<&[f32]> {
+        self.inner.token_vectors()
+    }
+
+    fn pooled_tokens(&self, text: &str, ids: &mut Vec<u32>) {
+        self.inner.pooled_tokens(text, ids);
+    }
 }
 
 #[cfg(test)]

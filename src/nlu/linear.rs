@@ -364,8 +364,16 @@ impl LinearModel {
                 *t += factor * row.fixed_step * f32::from(w);
             }
         }
+        self.push_row(&trained, fixed_from, &fixed)
+    }
+
+    /// Appends a row of `trained` weights (one per class) and `fixed` ones
+    /// (fixed columns from `fixed_from`), each part with its own step, and
+    /// returns its id. `None` when the ids or weights would overflow.
+    fn push_row(&mut self, trained: &[f32], fixed_from: u32, fixed: &[f32]) -> Option<u32> {
         let id = u32::try_from(self.rows.len()).ok()?;
         let start = u32::try_from(self.dense.len()).ok()?;
+        let fixed_len = u32::try_from(fixed.len()).ok()?;
         let step = quantum(trained.iter().copied());
         let fixed_step = quantum(fixed.iter().copied());
         self.dense
@@ -374,11 +382,104 @@ impl LinearModel {
             .extend(fixed.iter().map(|&w| quantize(w, fixed_step)));
         self.rows.push(Row {
             start,
-            fixed_from,
+            fixed_from: if fixed_len > 0 { fixed_from } else { 0 },
             fixed_len,
             step,
             fixed_step,
         });
+        Some(id)
+    }
+
+    /// Appends one row per vector of `vectors` (`n × dim`, row-major): the
+    /// sum of the rows of features `first..first + dim`, each times the
+    /// vector's value for that feature. A query whose features
+    /// `first..first + dim` would be `c × (v_1 + … + v_k)` can add the rows
+    /// of `v_1 … v_k` with the value `c` instead: `k` rows instead of
+    /// `dim` (the static semantic tier: a message's embedding is the
+    /// normalised sum of its tokens' vectors). Each row is stored with its
+    /// own two steps, like [`Self::push_combined_row`]'s.
+    ///
+    /// Returns the id of the first row (vector `i`'s row is that plus `i`);
+    /// `None`, and nothing appended, when no feature of the range has a
+    /// row, or when the rows would hold more than [`MAX_PROJECTED_WEIGHTS`]
+    /// weights or overflow the ids.
+    pub(crate) fn push_projected_rows(
+        &mut self,
+        first: u32,
+        dim: usize,
+        vectors: &[f32],
+    ) -> Option<u32> {
+        self.push_projected_rows_within(first, dim, vectors, MAX_PROJECTED_WEIGHTS)
+    }
+
+    /// [`Self::push_projected_rows`] with at most `max_weights` weights.
+    fn push_projected_rows_within(
+        &mut self,
+        first: u32,
+        dim: usize,
+        vectors: &[f32],
+        max_weights: usize,
+    ) -> Option<u32> {
+        if dim == 0 {
+            return None;
+        }
+        let classes = self.classes.min(self.columns);
+        // The features of the range that have a row, and the fixed columns
+        // any of them reaches.
+        let mut present: Vec<(usize, &[i16], Row)> = Vec::new();
+        let (mut fixed_from, mut fixed_to) = (u32::MAX, 0_u32);
+        for j in 0..dim {
+            let Some((weights, row)) = u32::try_from(j)
+                .ok()
+                .and_then(|j| first.checked_add(j))
+                .and_then(|f| self.row(f))
+            else {
+                continue;
+            };
+            if row.fixed_len > 0 {
+                fixed_from = fixed_from.min(row.fixed_from);
+                fixed_to = fixed_to.max(row.fixed_from + row.fixed_len);
+            }
+            present.push((j, weights, row));
+        }
+        if present.is_empty() {
+            return None;
+        }
+        let fixed_from = fixed_from.min(fixed_to);
+        let fixed_len = (fixed_to - fixed_from) as usize;
+        let width = classes + fixed_len;
+        let n = vectors.len() / dim;
+        if n.checked_mul(width)? > max_weights
+            || self.rows.len().checked_add(n)? > u32::MAX as usize
+            || self.dense.len().checked_add(n * width)? > u32::MAX as usize
+        {
+            return None;
+        }
+        // The rows as `f32`, `width` apart: `(feature in the range, row)`.
+        let mut table = vec![0.0_f32; present.len() * width];
+        let mut features = Vec::with_capacity(present.len());
+        for ((j, weights, row), out) in present.iter().zip(table.chunks_exact_mut(width)) {
+            features.push(*j);
+            let (trained, fixed) = weights.split_at(classes.min(weights.len()));
+            for (o, &w) in out.iter_mut().zip(trained) {
+                *o = row.step * f32::from(w);
+            }
+            if row.fixed_len > 0 {
+                let offset = classes + (row.fixed_from - fixed_from) as usize;
+                for (o, &w) in out.iter_mut().skip(offset).zip(fixed) {
+                    *o = row.fixed_step * f32::from(w);
+                }
+            }
+        }
+        let id = u32::try_from(self.rows.len()).ok()?;
+        self.rows.reserve(n);
+        self.dense.reserve(n * width);
+        let mut sum = vec![0.0_f32; width];
+        for vector in vectors.chunks_exact(dim) {
+            project(vector, &features, &table, &mut sum);
+            let (trained, fixed) = sum.split_at(classes);
+            self.push_row(trained, fixed_from, fixed)?;
+        }
         Some(id)
     }
 
@@ -393,6 +494,49 @@ impl LinearModel {
     /// Bytes the model holds.
     pub(crate) fn heap_bytes(&self) -> usize {
         2 * self.dense.len() + std::mem::size_of::<Row>() * self.rows.len() + 4 * self.bias.len()
+    }
+}
+
+/// The most weights [`LinearModel::push_projected_rows`] adds (64 Mi, 128 MiB
+/// as 16-bit integers): beyond, a query adds the embedding's rows one by one.
+pub(crate) const MAX_PROJECTED_WEIGHTS: usize = 64 << 20;
+
+/// `sum = Σ vector[features[i]] × table[i]` (`table` holds `features.len()`
+/// rows of `sum.len()` weights), eight lanes at a time where the processor
+/// has AVX2 (the same two roundings per lane: the same bits).
+fn project(vector: &[f32], features: &[usize], table: &[f32], sum: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { project_avx2(vector, features, table, sum) };
+            return;
+        }
+    }
+    project_portable(vector, features, table, sum);
+}
+
+/// [`project`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn project_avx2(vector: &[f32], features: &[usize], table: &[f32], sum: &mut [f32]) {
+    project_portable(vector, features, table, sum);
+}
+
+#[inline(always)]
+fn project_portable(vector: &[f32], features: &[usize], table: &[f32], sum: &mut [f32]) {
+    sum.fill(0.0);
+    let width = sum.len();
+    if width == 0 {
+        return;
+    }
+    for (&j, row) in features.iter().zip(table.chunks_exact(width)) {
+        let x = vector.get(j).copied().unwrap_or(0.0);
+        if x != 0.0 {
+            for (s, &w) in sum.iter_mut().zip(row) {
+                *s += x * w;
+            }
+        }
     }
 }
 
@@ -795,6 +939,71 @@ mod tests {
         assert_eq!(m.push_combined_row(&[(10, 1.0)]), None);
         assert_eq!(m.push_combined_row(&[]), None);
         assert_eq!(m.push_combined_row(&[(u32::MAX, 1.0)]), None);
+    }
+
+    #[test]
+    fn projected_rows_score_like_the_features() {
+        // Features 0..6 lexical, 6..10 an "embedding" of dimension 4.
+        let docs: Vec<Sparse> = (0..30_u32)
+            .map(|i| {
+                vec![
+                    (i % 3, 1.0),
+                    (3 + i % 3, 0.5),
+                    (6 + i % 4, 0.3),
+                    (7 + i % 3, -0.2),
+                ]
+            })
+            .collect();
+        let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
+        // A fixed column on two embedding features, one on a lexical one.
+        let fixed: Vec<Sparse> = vec![vec![(1, 0.5)], vec![(7, 0.25), (9, -0.5)]];
+        let (mut m, _) = LinearModel::train(
+            &Docs::from(docs.as_slice()),
+            &labels,
+            3,
+            &fixed,
+            10,
+            SvmSettings::default(),
+            1,
+            &Duals::default(),
+        );
+        // Three token vectors; the second has zeros.
+        let vectors = [
+            0.5, -1.0, 0.25, 2.0, 0.0, 0.75, 0.0, -0.5, 1.5, 1.0, -2.0, 0.1,
+        ];
+        let features = m.rows.len() as u32;
+        let first = m.push_projected_rows(6, 4, &vectors).expect("rows");
+        assert_eq!(first, features);
+        assert_eq!(m.rows.len(), features as usize + 3);
+        let (mut projected, mut separate) = (Vec::new(), Vec::new());
+        for (tokens, value) in [(vec![0_u32], 1.0), (vec![1, 2, 2], 0.4), (vec![2, 0], -3.0)] {
+            let query: Sparse = tokens.iter().map(|&t| (first + t, value)).collect();
+            m.scores(&query, &mut projected);
+            let mut sum = [0.0_f32; 4];
+            for &t in &tokens {
+                for (s, x) in sum.iter_mut().zip(&vectors[t as usize * 4..][..4]) {
+                    *s += x;
+                }
+            }
+            let query: Sparse = (0..4).map(|j| (6 + j as u32, value * sum[j])).collect();
+            m.scores(&query, &mut separate);
+            assert_eq!(projected.len(), 5);
+            for (a, b) in projected.iter().zip(&separate) {
+                assert!((a - b).abs() < 1e-3, "{projected:?} {separate:?}");
+            }
+            // The fixed column on the embedding features is reached.
+            assert!((separate[4] - m.bias[4]).abs() > 1e-3, "{separate:?}");
+        }
+        // Nothing to project: no dimension, no row in the range.
+        assert_eq!(m.push_projected_rows(6, 0, &vectors), None);
+        assert_eq!(m.push_projected_rows(20, 4, &vectors), None);
+        assert_eq!(m.push_projected_rows(u32::MAX - 1, 4, &vectors), None);
+        // Too many weights (3 rows of 3 classes and 1 fixed column): none
+        // appended.
+        let (rows, weights) = (m.rows.len(), m.dense.len());
+        assert_eq!(m.push_projected_rows_within(6, 4, &vectors, 11), None);
+        assert_eq!((m.rows.len(), m.dense.len()), (rows, weights));
+        assert!(m.push_projected_rows_within(6, 4, &vectors, 12).is_some());
     }
 
     #[test]

@@ -325,6 +325,11 @@ struct LangIndex {
     /// character n-grams' row: a query made of known words is analysed
     /// without stemming, and its n-grams are scored a token at a time.
     tokens: FeatureMap<KnownToken>,
+    /// With a static semantic tier: the row of `linear` of the embedder's
+    /// first token vector (token `t`'s is this plus `t`), its share of the
+    /// scores through the embedding features; [`NO_ROW`] without (a query
+    /// then adds the embedding feature by feature).
+    embedding_rows: u32,
 }
 
 /// A token the examples of one language have.
@@ -1371,7 +1376,12 @@ impl Matcher {
             if posted == 0 {
                 add_token_rows(&mut tokens, &mut linear, &caches, &idf, &kinds, &tuning);
             }
+            let embedding_rows = semantic
+                .as_ref()
+                .and_then(|s| s.project(&mut linear))
+                .unwrap_or(NO_ROW);
             indexes.push(LangIndex {
+                embedding_rows,
                 tokens,
                 lang,
                 groups: index_groups,
@@ -1487,11 +1497,10 @@ impl Matcher {
             let analysed = analysed(&self.tuning, text, normalized);
             let mut prepared = self.prepare(&analysed, &mut buffers.ngrams, &mut buffers.spans);
             // The query's embedding, appended to every language's vector.
-            let dense = self
-                .semantic
-                .as_ref()
-                .map(|s| s.query_features(text))
-                .unwrap_or_default();
+            let embedding = self.semantic.as_ref().map(|s| {
+                let features = self.indexes.iter().any(|i| i.embedding_rows == NO_ROW);
+                s.query_embedding(text, features)
+            });
             // Each language's examples are compared with the query analysed in
             // that language. The hinted language goes first, so it wins ties.
             let hinted = |li: usize| {
@@ -1504,7 +1513,17 @@ impl Matcher {
                 let index = &self.indexes[li];
                 let query = &mut buffers.query;
                 self.vectorize(&mut prepared, index, &mut buffers.terms, query);
-                query.extend_from_slice(&dense);
+                if let Some(e) = &embedding {
+                    if index.embedding_rows != NO_ROW {
+                        query.extend(
+                            e.tokens
+                                .iter()
+                                .map(|&t| (index.embedding_rows.saturating_add(t), e.token_value)),
+                        );
+                    } else {
+                        query.extend_from_slice(&e.dense);
+                    }
+                }
                 self.score_index(
                     index,
                     li,
@@ -2610,6 +2629,150 @@ mod tests {
             carried > queries.len() / 2,
             "rows used in {carried} vectors"
         );
+    }
+
+    /// A static embedder in miniature: each word of the text (lower-case
+    /// ASCII letters) is hashed to one of 64 rows of pseudo-random
+    /// 24-dimensional vectors; the text's vector is their normalised sum.
+    struct HashedWords(Vec<f32>);
+
+    impl HashedWords {
+        const ROWS: usize = 64;
+        const DIM: usize = 24;
+
+        fn new() -> HashedWords {
+            let mut state = 5_u64;
+            HashedWords(
+                (0..Self::ROWS * Self::DIM)
+                    .map(|_| {
+                        state = mix(state + 1);
+                        // Some zeros, as real vectors have none but a
+                        // projection must skip them.
+                        if state.is_multiple_of(9) {
+                            0.0
+                        } else {
+                            (state % 2001) as f32 / 1000.0 - 1.0
+                        }
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    impl super::super::embed::Embedder for HashedWords {
+        fn dim(&self) -> usize {
+            Self::DIM
+        }
+        fn embed(&self, text: &str) -> Vec<f32> {
+            let mut ids = Vec::new();
+            self.pooled_tokens(text, &mut ids);
+            let mut v = vec![0.0; Self::DIM];
+            for id in ids {
+                let row = &self.0[id as usize * Self::DIM..][..Self::DIM];
+                for (s, x) in v.iter_mut().zip(row) {
+                    *s += x;
+                }
+            }
+            super::super::embed::normalize_l2(&mut v);
+            v
+        }
+        fn describe(&self) -> String {
+            "hashed words".into()
+        }
+        fn token_vectors(&self) -> Option<&[f32]> {
+            Some(&self.0)
+        }
+        fn pooled_tokens(&self, text: &str, ids: &mut Vec<u32>) {
+            ids.clear();
+            ids.extend(
+                text.to_ascii_lowercase()
+                    .split(|c: char| !c.is_ascii_lowercase())
+                    .filter(|w| !w.is_empty())
+                    .map(|w| (key_hash(w) % Self::ROWS as u64) as u32),
+            );
+        }
+    }
+
+    /// A static embedder's tokens scored through their projected rows give
+    /// the scores of the embedding's features one by one, up to the rows'
+    /// rounding, with and without the ensemble's centroid columns, with and
+    /// without the nearest-example postings.
+    #[test]
+    fn embedding_rows_score_like_the_embedding() {
+        use super::super::embed::SemanticSettings;
+        let embedder = std::sync::Arc::new(HashedWords::new());
+        let mut queries = fixture_queries();
+        queries.extend(
+            [
+                "order order order",
+                "zzz qqq",
+                "!!!",
+                "ORDER Refund where",
+                "pedido pedidos dónde está mi pedido pedido",
+            ]
+            .map(str::to_owned),
+        );
+        for (settings, nearest_max) in [
+            (SemanticSettings::default(), 0),
+            (SemanticSettings::default(), NEAREST_MAX_EXAMPLES),
+            (
+                SemanticSettings {
+                    feature_scale: 2.0,
+                    ensemble_weight: 0.4,
+                },
+                0,
+            ),
+            (
+                SemanticSettings {
+                    feature_scale: 0.0,
+                    ensemble_weight: 0.5,
+                },
+                0,
+            ),
+        ] {
+            let tuning = Tuning {
+                nearest_max,
+                ..Tuning::default()
+            };
+            let build = || {
+                Matcher::build_tier(
+                    intents(),
+                    MatcherConfig::default(),
+                    tuning,
+                    Some((embedder.clone(), settings)),
+                    None,
+                )
+                .0
+            };
+            let with_rows = build();
+            let mut without = build();
+            for index in &mut without.indexes {
+                assert_ne!(index.embedding_rows, NO_ROW, "{settings:?}");
+                index.embedding_rows = NO_ROW;
+            }
+            let lexical = Matcher::build_with(intents(), MatcherConfig::default(), tuning);
+            let mut differ = 0;
+            for q in &queries {
+                let (a, b) = (with_rows.classify(q, None), without.classify(q, None));
+                assert_eq!(a.ranked.len(), b.ranked.len(), "{q:?}");
+                for (x, y) in a.ranked.iter().zip(&b.ranked) {
+                    assert!(
+                        (x.score - y.score).abs() < 1e-4,
+                        "{q:?} {settings:?}: {a:?} {b:?}"
+                    );
+                }
+                differ += usize::from(
+                    lexical
+                        .classify(q, None)
+                        .ranked
+                        .iter()
+                        .zip(&a.ranked)
+                        .any(|(x, y)| (x.score - y.score).abs() > 1e-3),
+                );
+            }
+            // The embedding counts: the scores are not the lexical ones.
+            assert!(differ > queries.len() / 2, "{settings:?}: {differ}");
+        }
     }
 
     #[test]

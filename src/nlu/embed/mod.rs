@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::calibrate::{self, Calibration, EmbeddingCache, MatcherSettings};
+use super::linear::LinearModel;
 use super::{Matcher, TrainingIntent};
 
 #[cfg(feature = "semantic")]
@@ -66,6 +67,23 @@ pub trait Embedder: Send + Sync {
     /// What was loaded, for logs and `frontdesk eval` (e.g.
     /// `static 30522×256 from models/minilm-static`).
     fn describe(&self) -> String;
+
+    /// When every vector is the L2-normalised sum of one vector per token
+    /// (a static model): those token vectors, `n × dim()` row-major. The
+    /// matcher then works out each token's share of every score once, at
+    /// build, and a query adds one row of the linear model per token
+    /// instead of `dim()` rows. `None` (the default) for other models.
+    fn token_vectors(&self) -> Option<&[f32]> {
+        None
+    }
+
+    /// With [`Embedder::token_vectors`]: the numbers of the rows whose sum,
+    /// normalised, is `embed(text)` (a token that occurs twice is there
+    /// twice), into `ids` (cleared first). Nothing for other models.
+    fn pooled_tokens(&self, text: &str, ids: &mut Vec<u32>) {
+        let _ = text;
+        ids.clear();
+    }
 }
 
 /// How the matcher joins an embedder's vectors with its lexical features.
@@ -193,6 +211,53 @@ impl Semantic {
         self.features(&e, self.query_scale()).collect()
     }
 
+    /// Appends to `linear` one row per token vector of the embedder (if it
+    /// has them): each token's share of the scores through the embedding
+    /// features (see [`QueryEmbedding`]). Returns the first row's id.
+    pub(crate) fn project(&self, linear: &mut LinearModel) -> Option<u32> {
+        if self.settings.feature_scale <= 0.0 && self.settings.ensemble_weight <= 0.0 {
+            return None;
+        }
+        let vectors = self.embedder.token_vectors()?;
+        linear.push_projected_rows(self.base, self.dim(), vectors)
+    }
+
+    /// The query's embedding: as token rows when the embedder has token
+    /// vectors, and as features too when `features` is set (a language
+    /// without the projected rows needs them) or the embedder has none.
+    pub(crate) fn query_embedding(&self, text: &str, features: bool) -> QueryEmbedding {
+        let scale = self.query_scale();
+        let dim = self.dim();
+        let mut tokens = Vec::new();
+        if let Some(vectors) = self.embedder.token_vectors() {
+            self.embedder.pooled_tokens(text, &mut tokens);
+            let rows = vectors.len() / dim.max(1);
+            tokens.retain(|&t| (t as usize) < rows);
+            let mut sum = vec![0.0_f32; dim];
+            add_rows(&mut sum, vectors, &tokens);
+            let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if !(norm > 0.0 && norm.is_finite()) {
+                return QueryEmbedding::default();
+            }
+            let dense = if features {
+                normalize_l2(&mut sum);
+                self.features(&sum, scale).collect()
+            } else {
+                Vec::new()
+            };
+            return QueryEmbedding {
+                dense,
+                tokens,
+                token_value: scale / norm,
+            };
+        }
+        QueryEmbedding {
+            dense: self.query_features(text),
+            tokens,
+            token_value: 0.0,
+        }
+    }
+
     /// The final score of a group from its lexical score and its
     /// embedding-centroid column (the query's features times the centroid).
     pub(crate) fn blend(&self, lexical: f32, centroid_column: Option<f32>) -> f32 {
@@ -205,6 +270,57 @@ impl Semantic {
             _ => lexical,
         }
     }
+}
+
+/// Adds the rows `tokens` of `vectors` (rows of `sum.len()` values) to
+/// `sum`, eight lanes at a time where the processor has AVX2 (the same bits
+/// either way: one rounding per addition, in the same order).
+fn add_rows(sum: &mut [f32], vectors: &[f32], tokens: &[u32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { add_rows_avx2(sum, vectors, tokens) };
+            return;
+        }
+    }
+    add_rows_portable(sum, vectors, tokens);
+}
+
+/// [`add_rows`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_rows_avx2(sum: &mut [f32], vectors: &[f32], tokens: &[u32]) {
+    add_rows_portable(sum, vectors, tokens);
+}
+
+#[inline(always)]
+fn add_rows_portable(sum: &mut [f32], vectors: &[f32], tokens: &[u32]) {
+    let dim = sum.len();
+    for &t in tokens {
+        if let Some(row) = vectors.get(t as usize * dim..(t as usize + 1) * dim) {
+            for (s, x) in sum.iter_mut().zip(row) {
+                *s += x;
+            }
+        }
+    }
+}
+
+/// A query's embedding as the matcher adds it to the query's vector: as
+/// the embedding features themselves, or, for a language whose linear
+/// model has a projected row per token ([`Semantic::project`]), as those
+/// rows, each with `token_value`: the same scores up to the rows' 16-bit
+/// rounding, from a row per token instead of a row per dimension.
+#[derive(Debug, Default)]
+pub(crate) struct QueryEmbedding {
+    /// The scaled embedding features (ids after the lexical ones).
+    pub(crate) dense: Vec<(u32, f32)>,
+    /// The rows of the token vectors the embedding sums (repeats included);
+    /// empty for an embedder without token vectors.
+    pub(crate) tokens: Vec<u32>,
+    /// The value each token's projected row is added with: the features'
+    /// scale over the length of the token vectors' sum.
+    pub(crate) token_value: f32,
 }
 
 /// Why a model directory could not be used.

@@ -237,6 +237,15 @@ impl Embedder for StaticEmbedder {
             self.dir.display()
         )
     }
+
+    fn token_vectors(&self) -> Option<&[f32]> {
+        Some(&self.matrix)
+    }
+
+    fn pooled_tokens(&self, text: &str, ids: &mut Vec<u32>) {
+        *ids = self.token_ids(text);
+        ids.retain(|&id| (id as usize) < self.rows);
+    }
 }
 
 /// Writes a model2vec-format directory: `config.json`, `tokenizer.json`
