@@ -542,7 +542,20 @@ impl Default for Csv {
 }
 
 impl Csv {
+    /// Writes one field. Text that a spreadsheet would run as a formula
+    /// (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return, and
+    /// is not a number) gets a leading `'`, which spreadsheets show as text:
+    /// customers write the unanswered questions and the detractor comments,
+    /// and `=HYPERLINK(…)` must not become a live link in the owner's sheet
+    /// (OWASP's advice on CSV injection).
     fn field(&mut self, v: &str) {
+        let guarded;
+        let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) && v.parse::<f64>().is_err() {
+            guarded = format!("'{v}");
+            guarded.as_str()
+        } else {
+            v
+        };
         if v.contains([',', '"', '\n', '\r']) {
             self.out.push('"');
             self.out.push_str(&v.replace('"', "\"\""));
@@ -606,6 +619,39 @@ mod tests {
         assert_eq!(
             w.out,
             "section,figure,item,value\na,b,,\"say \"\"hi\"\", then\nleave\"\n"
+        );
+    }
+
+    #[test]
+    fn csv_formulas_are_written_as_text() {
+        let mut w = Csv::default();
+        for v in [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "+1+2",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\r=1",
+            "-12.5",
+            "+3",
+            "plain = text",
+        ] {
+            w.row("s", "f", "", v);
+        }
+        let values: Vec<&str> = w.out.lines().skip(1).collect();
+        assert_eq!(
+            values,
+            [
+                "s,f,,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+                "s,f,,'+1+2",
+                "s,f,,'-2+3",
+                "s,f,,'@SUM(A1)",
+                "s,f,,'\tx",
+                "s,f,,\"'\r=1\"",
+                "s,f,,-12.5",
+                "s,f,,+3",
+                "s,f,,plain = text",
+            ]
         );
     }
 
