@@ -815,7 +815,9 @@ async fn the_forget_slash_command_is_registered_and_asks_before_deleting() {
         .await;
     assert_eq!(ack.body["type"], 4, "CHANNEL_MESSAGE_WITH_SOURCE");
     assert_eq!(ack.body["data"]["flags"], 64, "ephemeral");
-    assert_eq!(ack.body["data"]["content"], inbound::FORGET_ACK);
+    // In the customer's Discord language (the command says es-ES).
+    assert_eq!(ack.body["data"]["content"], inbound::forget_ack("es-ES"));
+    assert_ne!(inbound::forget_ack("es-ES"), inbound::FORGET_ACK);
     let question = fake
         .wait_for("the confirmation question", |s| {
             s.posts(DM)

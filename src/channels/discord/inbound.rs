@@ -52,6 +52,37 @@ pub const FORGET_ACK: &str = "Let me check what we keep about you…";
 pub const FORGET_ELSEWHERE: &str =
     "Use /forget in a direct message with me or in a support channel.";
 
+/// The language part of a Discord locale (`es-ES` → `es`), lower-case.
+fn locale_language(locale: &str) -> String {
+    locale
+        .trim()
+        .split(['-', '_'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// [`FORGET_ACK`] in the user's Discord language (Spanish, Italian, else
+/// English): the ack comes from the adapter before the engine, which
+/// speaks the customer's language from then on.
+pub fn forget_ack(locale: &str) -> &'static str {
+    match locale_language(locale).as_str() {
+        "es" => "Déjame ver qué guardamos sobre ti…",
+        "it" => "Vediamo cosa conserviamo su di te…",
+        _ => FORGET_ACK,
+    }
+}
+
+/// [`FORGET_ELSEWHERE`] in the user's Discord language (Spanish, Italian,
+/// else English).
+pub fn forget_elsewhere(locale: &str) -> &'static str {
+    match locale_language(locale).as_str() {
+        "es" => "Usa /forget en un mensaje directo conmigo o en un canal de soporte.",
+        "it" => "Usa /forget in un messaggio diretto con me o in un canale di assistenza.",
+        _ => FORGET_ELSEWHERE,
+    }
+}
+
 /// Where an event happened, as far as frontdesk is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -315,7 +346,7 @@ pub fn command(cmd: &CommandInteraction, place: Place) -> (Ack, Decision) {
                 .unwrap_or_else(|| display_name(user));
             let locale = cmd.locale.trim();
             (
-                Ack::Ephemeral(FORGET_ACK.into()),
+                Ack::Ephemeral(forget_ack(locale).into()),
                 Decision::Engine {
                     event_id: interaction_event_id(cmd.id.get()),
                     inbound: Inbound::Forget {
@@ -331,7 +362,7 @@ pub fn command(cmd: &CommandInteraction, place: Place) -> (Ack, Decision) {
             )
         }
         _ => (
-            Ack::Ephemeral(FORGET_ELSEWHERE.into()),
+            Ack::Ephemeral(forget_elsewhere(&cmd.locale).into()),
             Decision::Ignore("/forget outside a customer channel"),
         ),
     }
@@ -690,6 +721,19 @@ mod tests {
                 },
             }
         );
+    }
+
+    #[test]
+    fn the_forget_acks_speak_the_users_discord_language() {
+        assert_eq!(forget_ack("es-ES"), "Déjame ver qué guardamos sobre ti…");
+        assert_eq!(forget_ack("es-419"), forget_ack("ES"));
+        assert!(forget_ack("it").starts_with("Vediamo"));
+        assert!(forget_elsewhere("it").contains("canale di assistenza"));
+        assert!(forget_elsewhere(" es_ES ").contains("canal de soporte"));
+        for other in ["", "en-US", "en-GB", "de", "zh-CN", "-", "\u{0}es", "ésé"] {
+            assert_eq!(forget_ack(other), FORGET_ACK, "{other:?}");
+            assert_eq!(forget_elsewhere(other), FORGET_ELSEWHERE, "{other:?}");
+        }
     }
 
     #[test]
