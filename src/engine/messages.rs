@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub struct Messages {
     /// Asked under an answer.
     pub did_it_help: String,
-    /// The [Yes] button.
+    /// The \[Yes\] button.
     pub yes: String,
     /// The [No, talk to a person] button.
     pub no_person: String,

@@ -8,8 +8,8 @@
 //! and acknowledge what the platform accepted.
 //!
 //! The conversation (see design.md): a confident match is answered with
-//! "Did that answer your question?" [Yes] [No, talk to a person]; a close call
-//! asks "Did you mean …?"; no match, [No], a request for a person or an
+//! "Did that answer your question?" \[Yes\] \[No, talk to a person\]; a close call
+//! asks "Did you mean …?"; no match, \[No\], a request for a person or an
 //! escalating intent opens a ticket and pings staff; while a ticket is open the
 //! customer and staff talk through the bot; a resolution is followed, once,
 //! by the rating question; a detractor is asked (once) what went wrong, a
@@ -133,7 +133,7 @@ pub enum Inbound {
         /// The ticket the text was written in the context of.
         ticket: Option<u64>,
     },
-    /// Staff pressed [Claim] or [Resolve].
+    /// Staff pressed \[Claim\] or \[Resolve\].
     StaffButton {
         /// Who.
         staff: StaffMember,

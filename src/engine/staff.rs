@@ -1,7 +1,7 @@
 //! Staff commands: the same words on every platform (`tickets`, `claim N`,
 //! `reply N text`, `resolve N note`, `reopen N`, `help`), parsed from text with
 //! an optional `!` or `/` prefix and an optional `@botname` suffix, and from the
-//! payloads of the [Claim] / [Resolve] buttons.
+//! payloads of the \[Claim\] / \[Resolve\] buttons.
 
 /// A parsed staff command.
 #[derive(Debug, Clone, PartialEq, Eq)]

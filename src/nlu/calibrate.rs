@@ -258,7 +258,7 @@ pub type BuildFn<'a> = &'a dyn Fn(Vec<TrainingIntent>, MatcherConfig) -> Matcher
 
 /// Calibrates (as `settings` say) and builds the lexical matcher. The final
 /// build's SVMs start from the last calibration round's solution (see
-/// [`WarmStart`]): the round learnt from most of the same examples, so the
+/// `WarmStart`): the round learnt from most of the same examples, so the
 /// solver needs fewer passes to reach its tolerance.
 pub fn build(intents: Vec<TrainingIntent>, settings: &MatcherSettings) -> (Matcher, Calibration) {
     let last_round: RefCell<Option<WarmStart>> = RefCell::new(None);

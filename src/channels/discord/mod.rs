@@ -86,7 +86,7 @@ pub enum DiscordError {
     /// A REST call at startup failed.
     #[error("cannot reach Discord's API{where_}: {reason}")]
     Unreachable {
-        /// " at <url>" when another base URL is configured.
+        /// " at `<url>`" when another base URL is configured.
         where_: String,
         /// What failed.
         reason: String,

@@ -5,7 +5,7 @@
 //! - `ToCustomer` → messages in the customer's DM or support channel (there
 //!   prefixed with a mention of the customer, the only mention allowed),
 //!   buttons as action rows under the last part.
-//! - `PingStaff` → a message in the staff channel with [Claim] [Resolve],
+//! - `PingStaff` → a message in the staff channel with \[Claim\] \[Resolve\],
 //!   and a public thread started from it; both ids are kept in meta.
 //! - `UpdatePing` → the ping edited (text and buttons).
 //! - `ToStaff` → the ticket's thread, else the staff channel (as a reply to
