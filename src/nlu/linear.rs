@@ -141,15 +141,7 @@ impl LinearModel {
             return (Self::from_columns(&trained, fixed, features), duals);
         }
         Self::train_merged(
-            docs,
-            labels,
-            classes,
-            fixed,
-            features,
-            settings,
-            threads,
-            start,
-            std::env::var("FRONTDESK_B2_MERGE").map_or(true, |v| v != "0"),
+            docs, labels, classes, fixed, features, settings, threads, start, true,
         )
     }
 
@@ -604,15 +596,53 @@ struct Compact {
     parts: Vec<(u32, f32)>,
 }
 
-/// Where [`Compact::new`] looks for a group a column may join.
-enum Shape {
-    /// A column with one entry, in this document.
-    Single(usize),
-    /// A hash of the column's documents and value ratios.
-    Hashed(u64),
+/// What [`Compact::new`] learns of a feature's column in one pass over the
+/// documents.
+#[derive(Clone, Copy)]
+struct ColumnSummary {
+    /// Documents that have the feature.
+    docs: u32,
+    /// The first of them, and the feature's value there.
+    first_doc: u32,
+    first_value: f32,
+    /// A hash of the documents and of each value's ratio to the first.
+    hash: u64,
+    /// Every value is finite and not 0 (a column that can be merged).
+    mergeable: bool,
 }
 
-/// Columns of features [`Compact`] merges, before their numbering.
+impl ColumnSummary {
+    const NONE: ColumnSummary = ColumnSummary {
+        docs: 0,
+        first_doc: 0,
+        first_value: 0.0,
+        hash: 0xcbf2_9ce4_8422_2325,
+        mergeable: true,
+    };
+
+    /// The ratio of `value` to the column's first, bit for bit.
+    fn ratio(&self, value: f32) -> u32 {
+        (value / self.first_value).to_bits()
+    }
+
+    /// Adds document `doc`'s value.
+    fn add(&mut self, doc: u32, value: f32) {
+        if self.docs == 0 {
+            self.first_doc = doc;
+            self.first_value = value;
+        }
+        let ratio = if self.docs == 0 { 0 } else { self.ratio(value) };
+        self.docs += 1;
+        self.mergeable &= value.is_finite() && value != 0.0;
+        for word in [u64::from(doc), u64::from(ratio)] {
+            self.hash = (self.hash ^ word)
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(23);
+        }
+    }
+}
+
+/// The group a column joins, before the groups' numbering.
 struct Column {
     /// The first feature of the group: the others' values are multiples of its.
     first: u32,
@@ -625,110 +655,96 @@ struct Column {
 impl Compact {
     /// The merged problem of `docs` over features `0..features` (features
     /// beyond are ignored, as the solver ignores them); `merge` false only
-    /// renumbers.
+    /// renumbers. Two passes over the documents, no copy of them by feature.
     fn new(docs: &Docs, features: usize, merge: bool) -> Compact {
-        // Each feature's column: the documents that have it, in order.
-        let mut starts = vec![0_usize; features + 1];
-        for x in docs.iter() {
-            for &(f, _) in x {
-                if let Some(count) = starts
-                    .get_mut(f as usize + 1)
-                    .filter(|_| (f as usize) < features)
-                {
-                    *count += 1;
-                }
-            }
-        }
-        for f in 0..features {
-            starts[f + 1] += starts[f];
-        }
-        let total = starts[features];
-        let mut column_docs = vec![0_u32; total];
-        let mut column_values = vec![0.0_f32; total];
-        let mut fill = starts.clone();
+        let mut summary = vec![ColumnSummary::NONE; features];
         for (i, x) in docs.iter().enumerate() {
             for &(f, v) in x {
-                if (f as usize) < features {
-                    let slot = &mut fill[f as usize];
-                    column_docs[*slot] = i as u32;
-                    column_values[*slot] = v;
-                    *slot += 1;
+                if let Some(column) = summary.get_mut(f as usize) {
+                    column.add(i as u32, v);
                 }
             }
         }
-        let column = |f: usize| {
-            let range = starts[f]..starts[f + 1];
-            (&column_docs[range.clone()], &column_values[range])
-        };
-        // The ratios of a column's values to its first, bit for bit.
-        let ratio = |values: &[f32], j: usize| (values[j] / values[0]).to_bits();
-
+        // Groups by shape: one per document for the features only it has,
+        // one per (hash, documents, first document) for the others.
         let mut groups: Vec<Column> = Vec::new();
         let mut group_of = vec![u32::MAX; features];
-        let mut factor = vec![0.0_f32; features];
         let mut single_of_doc = vec![u32::MAX; docs.len()];
-        let mut by_shape: std::collections::HashMap<u64, Vec<u32>> =
+        let mut by_shape: std::collections::HashMap<(u64, u32, u32), u32> =
             std::collections::HashMap::new();
+        let new_group = |groups: &mut Vec<Column>, f: usize| {
+            groups.push(Column {
+                first: f as u32,
+                docs: summary[f].docs,
+                sumsq: 0.0,
+            });
+            groups.len() as u32 - 1
+        };
         for f in 0..features {
-            let (f_docs, values) = column(f);
-            if f_docs.is_empty() {
-                continue;
-            }
-            let mergeable = merge && values.iter().all(|v| v.is_finite() && *v != 0.0);
-            // Where a group with this column's shape is registered.
-            let shape = match f_docs {
-                _ if !mergeable => None,
-                [doc] => Some(Shape::Single(*doc as usize)),
-                _ => {
-                    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-                    for (j, &doc) in f_docs.iter().enumerate() {
-                        let r = if j == 0 { 0 } else { ratio(values, j) };
-                        for word in [u64::from(doc), u64::from(r)] {
-                            hash = (hash ^ word)
-                                .wrapping_mul(0x0000_0100_0000_01b3)
-                                .rotate_left(23);
-                        }
+            let column = summary[f];
+            group_of[f] = match column.docs {
+                0 => continue,
+                _ if !merge || !column.mergeable => new_group(&mut groups, f),
+                1 => match single_of_doc[column.first_doc as usize] {
+                    u32::MAX => {
+                        let g = new_group(&mut groups, f);
+                        single_of_doc[column.first_doc as usize] = g;
+                        g
                     }
-                    Some(Shape::Hashed(hash))
+                    g => g,
+                },
+                docs => match by_shape.entry((column.hash, docs, column.first_doc)) {
+                    std::collections::hash_map::Entry::Occupied(g) => *g.get(),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        *slot.insert(new_group(&mut groups, f))
+                    }
+                },
+            };
+        }
+        drop(by_shape);
+        // Check every merged column of two or more documents against its
+        // group's first, value by value (a hash is not proof): a column
+        // with a document the first lacks, or another ratio, leaves.
+        let mut leaves: Vec<usize> = Vec::new();
+        for (i, x) in docs.iter().enumerate() {
+            for &(f, v) in x {
+                let Some(&g) = group_of.get(f as usize).filter(|&&g| g != u32::MAX) else {
+                    continue;
+                };
+                let first = groups[g as usize].first;
+                let column = &summary[f as usize];
+                if first == f || column.docs < 2 {
+                    continue;
                 }
-            };
-            let existing = match shape {
-                None => None,
-                Some(Shape::Single(doc)) => Some(single_of_doc[doc]).filter(|&g| g != u32::MAX),
-                Some(Shape::Hashed(hash)) => by_shape.get(&hash).and_then(|candidates| {
-                    candidates.iter().copied().find(|&g| {
-                        let (g_docs, g_values) = column(groups[g as usize].first as usize);
-                        g_docs == f_docs
-                            && (1..f_docs.len()).all(|j| ratio(g_values, j) == ratio(values, j))
-                    })
-                }),
-            };
-            let g = match existing {
-                Some(g) => g,
-                None => {
-                    let g = groups.len() as u32;
-                    groups.push(Column {
-                        first: f as u32,
-                        docs: f_docs.len() as u32,
-                        sumsq: 0.0,
+                let theirs = &summary[first as usize];
+                let same = x
+                    .binary_search_by_key(&first, |&(h, _)| h)
+                    .ok()
+                    .is_some_and(|k| {
+                        (i as u32 == column.first_doc) || theirs.ratio(x[k].1) == column.ratio(v)
                     });
-                    match shape {
-                        None => {}
-                        Some(Shape::Single(doc)) => single_of_doc[doc] = g,
-                        Some(Shape::Hashed(hash)) => by_shape.entry(hash).or_default().push(g),
-                    }
-                    g
+                if !same {
+                    leaves.push(f as usize);
                 }
-            };
-            let group = &mut groups[g as usize];
-            let c = if group.first as usize == f {
-                1.0
-            } else {
-                values[0] / column(group.first as usize).1[0]
-            };
-            group_of[f] = g;
-            factor[f] = c;
-            group.sumsq += c * c;
+            }
+        }
+        leaves.sort_unstable();
+        leaves.dedup();
+        for f in leaves {
+            group_of[f] = new_group(&mut groups, f);
+        }
+        // Each feature's factor against its group's first.
+        let mut factor = vec![0.0_f32; features];
+        for f in 0..features {
+            if let Some(group) = groups.get_mut(group_of[f] as usize) {
+                let c = if group.first as usize == f {
+                    1.0
+                } else {
+                    summary[f].first_value / summary[group.first as usize].first_value
+                };
+                factor[f] = c;
+                group.sumsq += c * c;
+            }
         }
         // Numbered by decreasing document frequency.
         let mut order: Vec<u32> = (0..groups.len() as u32).collect();
@@ -743,41 +759,30 @@ impl Compact {
             id_of[g as usize] = id as u32;
         }
         let parts = (0..features)
-            .map(|f| match group_of[f] {
-                u32::MAX => (u32::MAX, 0.0),
-                g => (
-                    id_of[g as usize],
-                    factor[f] / groups[g as usize].sumsq.sqrt(),
-                ),
+            .map(|f| match groups.get(group_of[f] as usize) {
+                Some(group) => (id_of[group_of[f] as usize], factor[f] / group.sumsq.sqrt()),
+                None => (u32::MAX, 0.0),
             })
             .collect();
-        // The documents over the merged features, each in increasing id.
-        let mut doc_starts = vec![0_usize; docs.len() + 1];
-        for &g in &order {
-            for &doc in column(groups[g as usize].first as usize).0 {
-                doc_starts[doc as usize + 1] += 1;
+        // The documents over the merged features: each group's first
+        // stands for it, times the square root of its sum of squares.
+        let mut merged = Docs::default();
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for x in docs.iter() {
+            row.clear();
+            for &(f, v) in x {
+                if let Some(group) =
+                    groups.get(group_of.get(f as usize).copied().unwrap_or(u32::MAX) as usize)
+                    && group.first == f
+                {
+                    row.push((id_of[group_of[f as usize] as usize], group.sumsq.sqrt() * v));
+                }
             }
-        }
-        for i in 0..docs.len() {
-            doc_starts[i + 1] += doc_starts[i];
-        }
-        let mut entries = vec![(0_u32, 0.0_f32); doc_starts[docs.len()]];
-        let mut fill = doc_starts.clone();
-        for (id, &g) in order.iter().enumerate() {
-            let group = &groups[g as usize];
-            let scale = group.sumsq.sqrt();
-            let (g_docs, values) = column(group.first as usize);
-            for (&doc, &u) in g_docs.iter().zip(values) {
-                let slot = &mut fill[doc as usize];
-                entries[*slot] = (id as u32, scale * u);
-                *slot += 1;
-            }
+            row.sort_unstable_by_key(|&(id, _)| id);
+            merged.push(&row);
         }
         Compact {
-            docs: Docs {
-                starts: doc_starts,
-                entries,
-            },
+            docs: merged,
             features: groups.len(),
             parts,
         }
@@ -901,12 +906,6 @@ fn train_one(
     let mut active = n;
     let mut visits = 0_u64;
     let (mut pg_max_old, mut pg_min_old) = (f32::INFINITY, f32::NEG_INFINITY);
-    if let Some(x) = std::env::var("FRONTDESK_B2_WARMSHRINK").ok().and_then(|v| v.parse::<f32>().ok()) {
-        if alpha.iter().any(|&a| a != 0.0) {
-            pg_max_old = x;
-            pg_min_old = -x;
-        }
-    }
     for _ in 0..settings.max_epochs {
         // A fresh random order each pass (seeded: builds are reproducible).
         for i in (1..active).rev() {
