@@ -161,6 +161,13 @@ impl LinearModel {
         merge: bool,
     ) -> (LinearModel, Duals) {
         let training = Training::new(docs, features, settings, merge);
+        tracing::debug!(
+            features,
+            merged_features = training.compact.features,
+            entries = docs.entries.len(),
+            merged_entries = training.compact.docs.entries.len(),
+            "svm features merged"
+        );
         // Per class: (dense weights, bias, non-zero alphas).
         let solve = |class: usize, scratch: &mut Scratch| {
             scratch.alpha.fill(0.0);
@@ -766,7 +773,11 @@ impl Compact {
             .collect();
         // The documents over the merged features: each group's first
         // stands for it, times the square root of its sum of squares.
-        let mut merged = Docs::default();
+        let mut merged = Docs {
+            starts: Vec::with_capacity(docs.len() + 1),
+            entries: Vec::with_capacity(groups.iter().map(|g| g.docs as usize).sum()),
+        };
+        merged.starts.push(0);
         let mut row: Vec<(u32, f32)> = Vec::new();
         for x in docs.iter() {
             row.clear();
