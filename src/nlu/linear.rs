@@ -199,6 +199,8 @@ impl LinearModel {
             (training.compact.expand(&w), b, alphas, visits)
         };
         let solved = for_each_class(classes, threads, docs.len(), solve);
+        // The merged documents are not needed for the rows: free them first.
+        drop(training);
         let mut trained = Vec::with_capacity(classes);
         let mut duals = Duals {
             classes: Vec::with_capacity(classes),
