@@ -4,8 +4,10 @@
 //! 2008, the liblinear solver that scikit-learn's `LinearSVC` uses), with a
 //! bias term regularised like a weight (liblinear's `-B 1`) and liblinear's
 //! shrinking (examples that stay at a bound leave the passes until the last
-//! check), so that later passes walk mostly the support vectors. A training
-//! can start from another's dual solution ([`Duals`]: the calibration
+//! check), so that later passes walk mostly the support vectors. The
+//! solver sees features whose columns are proportional (such as the
+//! n-grams of a rare word) as one, for the same solution ([`Compact`]). A
+//! training can start from another's dual solution ([`Duals`]: the calibration
 //! round's for the final build), and its classes go to whichever thread is
 //! free; the model does not depend on the threads.
 //!
