@@ -4,8 +4,10 @@
 //! 2008, the liblinear solver that scikit-learn's `LinearSVC` uses), with a
 //! bias term regularised like a weight (liblinear's `-B 1`) and liblinear's
 //! shrinking (examples that stay at a bound leave the passes until the last
-//! check), so that later passes walk mostly the support vectors. A training
-//! can start from another's dual solution ([`Duals`]: the calibration
+//! check), so that later passes walk mostly the support vectors. The
+//! solver sees features whose columns are proportional (such as the
+//! n-grams of a rare word) as one, for the same solution ([`Compact`]). A
+//! training can start from another's dual solution ([`Duals`]: the calibration
 //! round's for the final build), and its classes go to whichever thread is
 //! free; the model does not depend on the threads.
 //!
@@ -140,7 +142,34 @@ impl LinearModel {
             };
             return (Self::from_columns(&trained, fixed, features), duals);
         }
-        let training = Training::new(docs, settings);
+        Self::train_merged(
+            docs, labels, classes, fixed, features, settings, threads, start, true,
+        )
+    }
+
+    /// [`Self::train`], the solver running over the [`Compact`] features
+    /// (`merge`: features with proportional columns merged; otherwise only
+    /// renumbered).
+    #[allow(clippy::too_many_arguments)]
+    fn train_merged(
+        docs: &Docs,
+        labels: &[usize],
+        classes: usize,
+        fixed: &[Sparse],
+        features: usize,
+        settings: SvmSettings,
+        threads: usize,
+        start: &Duals,
+        merge: bool,
+    ) -> (LinearModel, Duals) {
+        let training = Training::new(docs, features, settings, merge);
+        tracing::debug!(
+            features,
+            merged_features = training.compact.features,
+            entries = docs.entries.len(),
+            merged_entries = training.compact.docs.entries.len(),
+            "svm features merged"
+        );
         // Per class: (dense weights, bias, non-zero alphas).
         let solve = |class: usize, scratch: &mut Scratch| {
             scratch.alpha.fill(0.0);
@@ -152,7 +181,7 @@ impl LinearModel {
                     *slot = a.min(training.upper);
                 }
             }
-            let mut w = vec![0.0_f32; features];
+            let mut w = vec![0.0_f32; training.compact.features];
             let (b, visits) = train_one(
                 &training,
                 labels,
@@ -169,9 +198,11 @@ impl LinearModel {
                 .filter(|&(_, &a)| a != 0.0)
                 .map(|(i, &a)| (i as u32, a))
                 .collect();
-            (w, b, alphas, visits)
+            (training.compact.expand(&w), b, alphas, visits)
         };
         let solved = for_each_class(classes, threads, docs.len(), solve);
+        // The merged documents are not needed for the rows: free them first.
+        drop(training);
         let mut trained = Vec::with_capacity(classes);
         let mut duals = Duals {
             classes: Vec::with_capacity(classes),
@@ -206,7 +237,11 @@ impl LinearModel {
         let mut next_fixed = by_feature.iter().peekable();
         let mut fixed_row: Vec<(u32, f32)> = Vec::new();
         let weight = |w: &Vec<f32>, f: usize| w.get(f).copied().unwrap_or(0.0);
+        // Feature f's trained weights, gathered once from the columns.
+        let mut column: Vec<f32> = Vec::with_capacity(classes);
         for (f, slot) in rows.iter_mut().enumerate() {
+            column.clear();
+            column.extend(trained.iter().map(|(w, _)| weight(w, f)));
             fixed_row.clear();
             while let Some(&&(g, c, x)) = next_fixed.peek() {
                 if g as usize != f {
@@ -215,7 +250,7 @@ impl LinearModel {
                 fixed_row.push((c, x));
                 next_fixed.next();
             }
-            let trained_used = trained.iter().any(|(w, _)| weight(w, f) != 0.0);
+            let trained_used = column.iter().any(|&x| x != 0.0);
             if !trained_used && fixed_row.is_empty() {
                 continue;
             }
@@ -223,7 +258,7 @@ impl LinearModel {
                 (Some(&(first, _)), Some(&(last, _))) => (first, last + 1),
                 _ => (0, 0),
             };
-            let step = quantum(trained.iter().map(|(w, _)| weight(w, f)));
+            let step = quantum(column.iter().copied());
             let fixed_step = quantum(fixed_row.iter().map(|&(_, x)| x));
             *slot = Row {
                 start: u32::try_from(dense.len()).unwrap_or(u32::MAX),
@@ -232,7 +267,7 @@ impl LinearModel {
                 step,
                 fixed_step,
             };
-            dense.extend(trained.iter().map(|(w, _)| quantize(weight(w, f), step)));
+            dense.extend(column.iter().map(|&x| quantize(x, step)));
             let from = dense.len();
             dense.resize(from + (fixed_to - fixed_from) as usize, 0);
             for &(c, x) in &fixed_row {
@@ -587,9 +622,10 @@ impl Docs {
     }
 
     /// Document `i` (empty beyond the last).
+    #[inline]
     pub(crate) fn get(&self, i: usize) -> &[(u32, f32)] {
-        match (self.starts.get(i), self.starts.get(i + 1)) {
-            (Some(&from), Some(&to)) => self.entries.get(from..to).unwrap_or(&[]),
+        match self.starts.get(i..i + 2) {
+            Some(&[from, to]) => self.entries.get(from..to).unwrap_or(&[]),
             _ => &[],
         }
     }
@@ -687,9 +723,242 @@ fn for_each_class<T: Send>(
     results.into_iter().flatten().collect()
 }
 
+/// The training documents over fewer features, for the same solution.
+///
+/// The dual problem sees the documents only through their dot products,
+/// and features whose columns (their values over the documents) are
+/// proportional add the same term to each of them: features `f` with
+/// columns `c_f u` contribute `(sum of c_f²) u_i u_j` to `x_i · x_j`, which
+/// one feature with the column `sqrt(sum of c_f²) u` contributes too. So the
+/// solver runs over one feature per group of proportional columns (the
+/// same dual solution up to float rounding, fewer features to read and
+/// update per visit), and each feature's weight is its group's times
+/// `c_f / sqrt(sum of c_f²)`. Two cases are merged: features only one
+/// document has (any values: a column with one entry is proportional to
+/// any other in that document; most rare words' character n-grams), and
+/// features in the same documents with the same ratios between their values
+/// (bit for bit: the n-grams of a word that only appears in some examples,
+/// "refu", "efun", "fund", have the same column). Merged features are
+/// numbered by decreasing document frequency, so that the weights most
+/// visits read share a few cache lines.
+struct Compact {
+    /// The documents over the merged features (every id below `features`).
+    docs: Docs,
+    /// The number of merged features.
+    features: usize,
+    /// Per original feature: its merged feature (`u32::MAX` for a feature
+    /// no document has) and its weight's factor of that feature's.
+    parts: Vec<(u32, f32)>,
+}
+
+/// What [`Compact::new`] learns of a feature's column in one pass over the
+/// documents.
+#[derive(Clone, Copy)]
+struct ColumnSummary {
+    /// Documents that have the feature.
+    docs: u32,
+    /// The first of them, and the feature's value there.
+    first_doc: u32,
+    first_value: f32,
+    /// A hash of the documents and of each value's ratio to the first.
+    hash: u64,
+    /// Every value is finite and not 0 (a column that can be merged).
+    mergeable: bool,
+}
+
+impl ColumnSummary {
+    const NONE: ColumnSummary = ColumnSummary {
+        docs: 0,
+        first_doc: 0,
+        first_value: 0.0,
+        hash: 0xcbf2_9ce4_8422_2325,
+        mergeable: true,
+    };
+
+    /// The ratio of `value` to the column's first, bit for bit.
+    fn ratio(&self, value: f32) -> u32 {
+        (value / self.first_value).to_bits()
+    }
+
+    /// Adds document `doc`'s value.
+    fn add(&mut self, doc: u32, value: f32) {
+        if self.docs == 0 {
+            self.first_doc = doc;
+            self.first_value = value;
+        }
+        let ratio = if self.docs == 0 { 0 } else { self.ratio(value) };
+        self.docs += 1;
+        self.mergeable &= value.is_finite() && value != 0.0;
+        for word in [u64::from(doc), u64::from(ratio)] {
+            self.hash = (self.hash ^ word)
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(23);
+        }
+    }
+}
+
+/// The group a column joins, before the groups' numbering.
+struct Column {
+    /// The first feature of the group: the others' values are multiples of its.
+    first: u32,
+    /// The documents that have it.
+    docs: u32,
+    /// The sum of the squares of the members' factors.
+    sumsq: f32,
+}
+
+impl Compact {
+    /// The merged problem of `docs` over features `0..features` (features
+    /// beyond are ignored, as the solver ignores them); `merge` false only
+    /// renumbers. Two passes over the documents, no copy of them by feature.
+    fn new(docs: &Docs, features: usize, merge: bool) -> Compact {
+        let mut summary = vec![ColumnSummary::NONE; features];
+        for (i, x) in docs.iter().enumerate() {
+            for &(f, v) in x {
+                if let Some(column) = summary.get_mut(f as usize) {
+                    column.add(i as u32, v);
+                }
+            }
+        }
+        // Groups by shape: one per document for the features only it has,
+        // one per (hash, documents, first document) for the others.
+        let mut groups: Vec<Column> = Vec::new();
+        let mut group_of = vec![u32::MAX; features];
+        let mut single_of_doc = vec![u32::MAX; docs.len()];
+        let mut by_shape: std::collections::HashMap<(u64, u32, u32), u32> =
+            std::collections::HashMap::new();
+        let new_group = |groups: &mut Vec<Column>, f: usize| {
+            groups.push(Column {
+                first: f as u32,
+                docs: summary[f].docs,
+                sumsq: 0.0,
+            });
+            groups.len() as u32 - 1
+        };
+        for f in 0..features {
+            let column = summary[f];
+            group_of[f] = match column.docs {
+                0 => continue,
+                _ if !merge || !column.mergeable => new_group(&mut groups, f),
+                1 => match single_of_doc[column.first_doc as usize] {
+                    u32::MAX => {
+                        let g = new_group(&mut groups, f);
+                        single_of_doc[column.first_doc as usize] = g;
+                        g
+                    }
+                    g => g,
+                },
+                docs => match by_shape.entry((column.hash, docs, column.first_doc)) {
+                    std::collections::hash_map::Entry::Occupied(g) => *g.get(),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        *slot.insert(new_group(&mut groups, f))
+                    }
+                },
+            };
+        }
+        drop(by_shape);
+        // Check every merged column of two or more documents against its
+        // group's first, value by value (a hash is not proof): a column
+        // with a document the first lacks, or another ratio, leaves.
+        let mut leaves: Vec<usize> = Vec::new();
+        for (i, x) in docs.iter().enumerate() {
+            for &(f, v) in x {
+                let Some(&g) = group_of.get(f as usize).filter(|&&g| g != u32::MAX) else {
+                    continue;
+                };
+                let first = groups[g as usize].first;
+                let column = &summary[f as usize];
+                if first == f || column.docs < 2 {
+                    continue;
+                }
+                let theirs = &summary[first as usize];
+                let same = x
+                    .binary_search_by_key(&first, |&(h, _)| h)
+                    .ok()
+                    .is_some_and(|k| {
+                        (i as u32 == column.first_doc) || theirs.ratio(x[k].1) == column.ratio(v)
+                    });
+                if !same {
+                    leaves.push(f as usize);
+                }
+            }
+        }
+        leaves.sort_unstable();
+        leaves.dedup();
+        for f in leaves {
+            group_of[f] = new_group(&mut groups, f);
+        }
+        // Each feature's factor against its group's first.
+        let mut factor = vec![0.0_f32; features];
+        for f in 0..features {
+            if let Some(group) = groups.get_mut(group_of[f] as usize) {
+                let c = if group.first as usize == f {
+                    1.0
+                } else {
+                    summary[f].first_value / summary[group.first as usize].first_value
+                };
+                factor[f] = c;
+                group.sumsq += c * c;
+            }
+        }
+        // Numbered by decreasing document frequency.
+        let mut order: Vec<u32> = (0..groups.len() as u32).collect();
+        order.sort_by_key(|&g| {
+            (
+                std::cmp::Reverse(groups[g as usize].docs),
+                groups[g as usize].first,
+            )
+        });
+        let mut id_of = vec![0_u32; groups.len()];
+        for (id, &g) in order.iter().enumerate() {
+            id_of[g as usize] = id as u32;
+        }
+        let parts = (0..features)
+            .map(|f| match groups.get(group_of[f] as usize) {
+                Some(group) => (id_of[group_of[f] as usize], factor[f] / group.sumsq.sqrt()),
+                None => (u32::MAX, 0.0),
+            })
+            .collect();
+        // The documents over the merged features: each group's first
+        // stands for it, times the square root of its sum of squares.
+        let mut merged = Docs {
+            starts: Vec::with_capacity(docs.len() + 1),
+            entries: Vec::with_capacity(groups.iter().map(|g| g.docs as usize).sum()),
+        };
+        merged.starts.push(0);
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for x in docs.iter() {
+            row.clear();
+            for &(f, v) in x {
+                if let Some(group) =
+                    groups.get(group_of.get(f as usize).copied().unwrap_or(u32::MAX) as usize)
+                    && group.first == f
+                {
+                    row.push((id_of[group_of[f as usize] as usize], group.sumsq.sqrt() * v));
+                }
+            }
+            row.sort_unstable_by_key(|&(id, _)| id);
+            merged.push(&row);
+        }
+        Compact {
+            docs: merged,
+            features: groups.len(),
+            parts,
+        }
+    }
+
+    /// The weights of the original features from the merged ones'.
+    fn expand(&self, merged: &[f32]) -> Vec<f32> {
+        self.parts
+            .iter()
+            .map(|&(id, c)| merged.get(id as usize).map_or(0.0, |&w| c * w))
+            .collect()
+    }
+}
+
 /// The training documents with each one's diagonal term.
-struct Training<'d> {
-    docs: &'d Docs,
+struct Training {
+    compact: Compact,
     /// `x·x + 1 + diag` of each document: the coordinate's curvature.
     qd: Vec<f32>,
     /// The L2 loss's diagonal term (0 for the L1 loss).
@@ -701,8 +970,8 @@ struct Training<'d> {
 /// Documents prefetched ahead of the one a pass is at.
 const DOC_PREFETCH_AHEAD: usize = 3;
 
-impl<'d> Training<'d> {
-    fn new(docs: &'d Docs, settings: SvmSettings) -> Training<'d> {
+impl Training {
+    fn new(docs: &Docs, features: usize, settings: SvmSettings, merge: bool) -> Training {
         // L2 loss: the diagonal term 1/(2C), no upper bound on alpha; L1
         // loss: no diagonal term, alpha at most C.
         let (diag, upper) = if settings.l1_loss {
@@ -715,7 +984,7 @@ impl<'d> Training<'d> {
             .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
             .collect();
         Training {
-            docs,
+            compact: Compact::new(docs, features, merge),
             qd,
             diag,
             upper,
@@ -723,13 +992,19 @@ impl<'d> Training<'d> {
     }
 
     /// Document `i`.
-    fn doc(&self, i: usize) -> &'d [(u32, f32)] {
-        self.docs.get(i)
+    fn doc(&self, i: usize) -> &[(u32, f32)] {
+        self.compact.docs.get(i)
     }
 
-    /// Asks the processor to bring document `i` into the cache.
-    fn prefetch(&self, i: usize) {
+    /// Asks the processor to bring document `i` into the cache, with its
+    /// label and its variable from `labels` and `alpha`.
+    #[inline(always)]
+    fn prefetch(&self, i: usize, labels: &[usize], alpha: &[f32]) {
         prefetch(self.doc(i));
+        for one in [self.qd.get(i..=i), alpha.get(i..=i)].into_iter().flatten() {
+            prefetch(one);
+        }
+        prefetch(labels.get(i..=i).unwrap_or(&[]));
     }
 }
 
@@ -765,17 +1040,17 @@ fn train_one(
     order: &mut Vec<usize>,
 ) -> (f32, u64) {
     let n = training.qd.len();
+    // Every feature id of the documents indexes `w` (see `Compact::docs`):
+    // the loops below read and write it unchecked.
+    assert!(w.len() == training.compact.features && alpha.len() == n && labels.len() >= n);
     w.fill(0.0);
     let mut b = 0.0_f32;
     // The weights of the starting point: w = sum of alpha_i y_i x_i.
     for (i, &a) in alpha.iter().enumerate() {
         if a != 0.0 {
             let d = if labels[i] == class { a } else { -a };
-            for &(f, v) in training.doc(i) {
-                if let Some(slot) = w.get_mut(f as usize) {
-                    *slot += d * v;
-                }
-            }
+            // SAFETY: the ids are below `w.len()`, asserted above.
+            unsafe { add_to(w, training.doc(i), d) };
             b += d;
         }
     }
@@ -796,10 +1071,12 @@ fn train_one(
             seed = seed
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
-            order.swap(i, (seed >> 33) as usize % (i + 1));
+            // In 32 bits (the same number: both are below 2^32), a
+            // quicker division than in 64.
+            order.swap(i, ((seed >> 33) as u32 % (i as u32 + 1)) as usize);
         }
         for &i in order.iter().take(DOC_PREFETCH_AHEAD.min(active)) {
-            training.prefetch(i);
+            training.prefetch(i, labels, alpha);
         }
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
         visits += active as u64;
@@ -811,12 +1088,13 @@ fn train_one(
                 .get(s + DOC_PREFETCH_AHEAD)
                 .filter(|_| s + DOC_PREFETCH_AHEAD < active)
             {
-                training.prefetch(ahead);
+                training.prefetch(ahead, labels, alpha);
             }
             let i = order[s];
             let x = training.doc(i);
             let y = if labels[i] == class { 1.0 } else { -1.0 };
-            let dot = dot(w, x) + b;
+            // SAFETY: the ids are below `w.len()`, asserted above.
+            let dot = unsafe { dot(w, x) } + b;
             let g = y * dot - 1.0 + diag * alpha[i];
             let pg = if alpha[i] == 0.0 {
                 if g > pg_max_old {
@@ -843,9 +1121,8 @@ fn train_one(
                 alpha[i] = (old - g / qd[i]).clamp(0.0, upper);
                 let d = (alpha[i] - old) * y;
                 if d != 0.0 {
-                    for &(f, v) in x {
-                        w[f as usize] += d * v;
-                    }
+                    // SAFETY: the ids are below `w.len()`, asserted above.
+                    unsafe { add_to(w, x, d) };
                     b += d;
                 }
             }
@@ -870,10 +1147,33 @@ fn train_one(
     (b, visits)
 }
 
+/// `w += d x`.
+///
+/// # Safety
+///
+/// Every feature id of `x` is below `w.len()`.
+#[inline(always)]
+unsafe fn add_to(w: &mut [f32], x: &[(u32, f32)], d: f32) {
+    for &(f, v) in x {
+        debug_assert!((f as usize) < w.len());
+        // SAFETY: in bounds, as the caller guarantees.
+        unsafe { *w.get_unchecked_mut(f as usize) += d * v };
+    }
+}
+
 /// `w · x` in four independent sums (the additions of one sum wait on each
 /// other; four keep the processor busy).
-fn dot(w: &[f32], x: &[(u32, f32)]) -> f32 {
-    let weight = |f: u32| w.get(f as usize).copied().unwrap_or(0.0);
+///
+/// # Safety
+///
+/// Every feature id of `x` is below `w.len()`.
+#[inline(always)]
+unsafe fn dot(w: &[f32], x: &[(u32, f32)]) -> f32 {
+    let weight = |f: u32| {
+        debug_assert!((f as usize) < w.len());
+        // SAFETY: in bounds, as the caller guarantees.
+        unsafe { *w.get_unchecked(f as usize) }
+    };
     let mut sums = [0.0_f32; 4];
     let chunks = x.chunks_exact(4);
     let rest = chunks.remainder();
@@ -1045,10 +1345,16 @@ mod tests {
         for len in 0..10_u32 {
             let x: Sparse = (0..len).map(|f| (f, 1.0 + f as f32)).collect();
             let want: f32 = x.iter().map(|&(f, v)| w[f as usize] * v).sum();
-            assert!((dot(&w, &x) - want).abs() < 1e-4, "length {len}");
+            // SAFETY: every id is below 16.
+            assert!((unsafe { dot(&w, &x) } - want).abs() < 1e-4, "length {len}");
+            let mut added = w.clone();
+            // SAFETY: as above.
+            unsafe { add_to(&mut added, &x, -0.5) };
+            for (f, (a, b)) in added.iter().zip(&w).enumerate() {
+                let v = x.get(f).map_or(0.0, |e| e.1);
+                assert_eq!(*a, b - 0.5 * v, "length {len}, feature {f}");
+            }
         }
-        // A feature beyond the weights weighs nothing.
-        assert_eq!(dot(&w, &[(3, 2.0), (99, 5.0)]), 3.0);
     }
 
     #[test]
@@ -1306,6 +1612,157 @@ mod tests {
                 .map(|&(f, w)| w * query.iter().find(|q| q.0 == f).map_or(0.0, |q| q.1))
                 .sum();
             assert!((portable[13 + c] - exact).abs() < 1e-4, "{c}: {portable:?}");
+        }
+    }
+
+    /// Documents with columns to merge: `classes` marker features, then
+    /// per document a "word" of three features only it has, then a word
+    /// of four features (two of them at twice the others' values) that the
+    /// documents of one class share, then shared noise, a zero and a feature
+    /// beyond `features` (43).
+    fn mergeable(n: usize, classes: usize) -> (Docs, Vec<usize>) {
+        let mut docs = Docs::default();
+        for i in 0..n {
+            let class = i % classes;
+            let mut x = vec![(class as u32, 1.0)];
+            let word = (10 + 4 * class) as u32;
+            let strength = 0.2 + (i % 3) as f32 * 0.1;
+            x.extend([
+                (word, strength),
+                (word + 1, strength),
+                (word + 2, 2.0 * strength),
+                (word + 3, 2.0 * strength),
+            ]);
+            x.push(((40 + i % 3) as u32, 0.3));
+            if i % 4 == 0 {
+                x.push((9, 0.0));
+            }
+            let own = (100 + 3 * i) as u32;
+            x.extend([
+                (own, 0.5),
+                (own + 1, 0.25),
+                (own + 2, 0.125 + i as f32 * 0.01),
+            ]);
+            x.sort_unstable_by_key(|&(f, _)| f);
+            docs.push(&x);
+        }
+        let labels = (0..n).map(|i| i % classes).collect();
+        (docs, labels)
+    }
+
+    #[test]
+    fn merged_columns_keep_every_dot_product_and_weight() {
+        let (docs, _) = mergeable(30, 5);
+        let features = 100 + 3 * 30;
+        let compact = Compact::new(&docs, features, true);
+        let plain = Compact::new(&docs, features, false);
+        // Per document 3 of its own merge into 1, per class 4 into 1.
+        assert_eq!(plain.features, 5 + 4 * 5 + 3 + 1 + 3 * 30);
+        assert_eq!(compact.features, 5 + 5 + 3 + 1 + 30);
+        assert!(
+            compact
+                .docs
+                .iter()
+                .flatten()
+                .all(|&(f, _)| (f as usize) < compact.features)
+        );
+        assert!(
+            compact
+                .docs
+                .iter()
+                .all(|x| x.windows(2).all(|p| p[0].0 < p[1].0))
+        );
+        // The most frequent features come first.
+        let df = |c: &Compact, f: u32| c.docs.iter().filter(|x| x.iter().any(|e| e.0 == f)).count();
+        assert!((1..compact.features as u32).all(|f| df(&compact, f - 1) >= df(&compact, f)));
+        let dot = |a: &[(u32, f32)], b: &[(u32, f32)]| -> f32 {
+            a.iter()
+                .filter(|e| (e.0 as usize) < features)
+                .map(|&(f, v)| b.iter().find(|e| e.0 == f).map_or(0.0, |e| v * e.1))
+                .sum()
+        };
+        for i in 0..docs.len() {
+            for j in 0..docs.len() {
+                let want = dot(docs.get(i), docs.get(j));
+                let got = dot(compact.docs.get(i), compact.docs.get(j));
+                assert!((want - got).abs() < 1e-5, "{i}·{j}: {want} vs {got}");
+            }
+        }
+        // Any combination of the documents: the same weights back.
+        let alpha: Vec<f32> = (0..docs.len())
+            .map(|i| (i % 7) as f32 * 0.3 - 0.8)
+            .collect();
+        let combine = |d: &Docs, len: usize| {
+            let mut w = vec![0.0_f32; len];
+            for (x, a) in d.iter().zip(&alpha) {
+                for &(f, v) in x {
+                    if let Some(slot) = w.get_mut(f as usize) {
+                        *slot += a * v;
+                    }
+                }
+            }
+            w
+        };
+        let want = combine(&docs, features);
+        for c in [&compact, &plain] {
+            let got = c.expand(&combine(&c.docs, c.features));
+            assert_eq!(got.len(), features);
+            for (f, (a, b)) in want.iter().zip(&got).enumerate() {
+                assert!((a - b).abs() < 1e-5, "feature {f}: {a} vs {b}");
+            }
+        }
+        // Nothing to merge in no documents.
+        let empty = Compact::new(&Docs::default(), 4, true);
+        assert_eq!((empty.features, empty.docs.len()), (0, 0));
+        assert_eq!(empty.expand(&[]), vec![0.0; 4]);
+    }
+
+    #[test]
+    fn merged_training_gives_the_same_model() {
+        let (docs, labels) = mergeable(200, 5);
+        let features = 100 + 3 * 200;
+        let settings = SvmSettings {
+            eps: 0.001,
+            ..SvmSettings::default()
+        };
+        let train = |merge| {
+            LinearModel::train_merged(
+                &docs,
+                &labels,
+                5,
+                &[],
+                features,
+                settings,
+                2,
+                &Duals::default(),
+                merge,
+            )
+        };
+        let ((plain, plain_duals), (merged, merged_duals)) = (train(false), train(true));
+        for (a, b) in decisions(&plain, &docs)
+            .iter()
+            .zip(decisions(&merged, &docs))
+        {
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-3, "{a:?} vs {b:?}");
+            }
+        }
+        for c in 0..5 {
+            let (p, m) = (plain_duals.of(c), merged_duals.of(c));
+            assert_eq!(p.len(), m.len(), "class {c}");
+            for (x, y) in p.iter().zip(m) {
+                assert_eq!(x.0, y.0);
+                assert!((x.1 - y.1).abs() < 1e-3, "class {c}: {x:?} vs {y:?}");
+            }
+        }
+        // Every feature keeps its own weights, each document's own ones too.
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for f in 0..features as u32 {
+            merged.scores(&vec![(f, 1.0)], &mut got);
+            plain.scores(&vec![(f, 1.0)], &mut want);
+            for (x, y) in got.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-3, "feature {f}: {got:?} vs {want:?}");
+            }
         }
     }
 
