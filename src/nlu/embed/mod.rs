@@ -35,6 +35,8 @@ mod charsmap;
 #[cfg(feature = "semantic")]
 pub mod distill;
 #[cfg(feature = "semantic")]
+mod encoder;
+#[cfg(feature = "semantic")]
 mod files;
 #[cfg(feature = "semantic")]
 pub mod import;
