@@ -448,11 +448,10 @@ pub fn build_best_of(
         let objective = calibration.measured.map(|m| choice_objective(&m));
         objectives.push(calibration.measured);
         match objective {
-            Some(v) => {
-                if chosen.as_ref().is_none_or(|c| v > c.1 + 1e-12) {
-                    chosen = Some((k, v, calibration));
-                }
+            Some(v) if chosen.as_ref().is_none_or(|c| v > c.1 + 1e-12) => {
+                chosen = Some((k, v, calibration));
             }
+            Some(_) => {}
             // Nothing measured (it depends on the examples and the
             // settings only): nothing to choose by.
             None if k == 0 => {
