@@ -280,7 +280,7 @@ pub struct EvalArgs {
     /// Also evaluate the semantic tier with this model directory, in the same run, next to the lexical matcher [default: `model` in [matcher]]
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
-    /// Semantic tier: factor of the embedding features joined to the lexical ones (0: none)
+    /// Semantic tier: factor of the embedding features joined to the lexical ones (0: none) [default: `semantic_scale` in [matcher], else chosen at load among 1, 1.5, 2]
     #[arg(long, value_name = "F")]
     semantic_scale: Option<f32>,
     /// Semantic tier: weight of the cosine to each intent's embedding centroid in the score (0: none)
@@ -980,10 +980,11 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
                 embedder.describe(),
                 started.elapsed().as_secs_f64()
             ));
-            let defaults = crate::nlu::embed::SemanticSettings::default();
+            let defaults = crate::nlu::embed::SemanticSettings::from_matcher(&config.matcher);
             let settings = crate::nlu::embed::SemanticSettings {
                 feature_scale: args.semantic_scale.unwrap_or(defaults.feature_scale),
                 ensemble_weight: args.ensemble_weight.unwrap_or(defaults.ensemble_weight),
+                choose_scale: defaults.choose_scale && args.semantic_scale.is_none(),
             };
             Some((embedder, settings, started.elapsed().as_secs_f64()))
         }
@@ -1009,7 +1010,11 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
         let name = format!(
             "semantic: {} (features ×{}, ensemble {})",
             embedder.describe(),
-            settings.feature_scale,
+            if settings.choose_scale {
+                "chosen at load".to_string()
+            } else {
+                settings.feature_scale.to_string()
+            },
             settings.ensemble_weight
         );
         let mut semantic = evaluate(

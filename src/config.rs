@@ -689,6 +689,7 @@ impl Config {
         if let Err(e) = self.matcher.validate() {
             let key = match &e {
                 crate::nlu::ConfigError::OutOfRange { name, .. } => (*name).to_string(),
+                crate::nlu::ConfigError::ScaleOutOfRange { .. } => "semantic_scale".to_string(),
                 _ => "suggest_threshold".to_string(),
             };
             return Err((key, e.to_string()));
@@ -934,6 +935,22 @@ mod tests {
         );
         assert!(parse("languages = []\n").is_err());
         assert!(parse("languages = \"en\"\n").is_err());
+    }
+
+    #[test]
+    fn matcher_semantic_scale_is_read_and_checked() {
+        let config = parse("[matcher]\nsemantic_scale = 1.5\n").unwrap();
+        assert_eq!(config.matcher.semantic_scale, Some(1.5));
+        assert_eq!(parse("").unwrap().matcher.semantic_scale, None);
+        let err = parse("[matcher]\nsemantic_scale = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("semantic_scale"), "{err}");
+        for bad in ["-1", "11", "nan"] {
+            let err = parse(&format!("[matcher]\nsemantic_scale = {bad}\n")).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "semantic_scale"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

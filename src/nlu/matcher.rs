@@ -161,6 +161,14 @@ pub enum ConfigError {
         /// Its value.
         value: f32,
     },
+    /// `semantic_scale` is not a number in `[0, MAX_SEMANTIC_SCALE]`.
+    #[error("semantic_scale must be between 0 and {max}, got {value}")]
+    ScaleOutOfRange {
+        /// Its value.
+        value: f32,
+        /// The largest accepted.
+        max: f32,
+    },
     /// The suggest threshold is above the answer threshold.
     #[error("suggest_threshold ({suggest}) must not be above answer_threshold ({answer})")]
     SuggestAboveAnswer {

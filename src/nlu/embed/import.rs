@@ -74,9 +74,17 @@ fn write_error(path: PathBuf) -> impl FnOnce(std::io::Error) -> EmbedError {
     move |source| EmbedError::Write { path, source }
 }
 
+/// Writes `dir/name` through a temporary file renamed over it: a bot that
+/// has the old weights file mapped keeps reading the old file, never a
+/// truncated one.
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), EmbedError> {
     let path = dir.join(name);
-    std::fs::write(&path, bytes).map_err(write_error(path))
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, bytes).map_err(write_error(partial.clone()))?;
+    std::fs::rename(&partial, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        write_error(path)(e)
+    })
 }
 
 fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> Result<(), EmbedError> {

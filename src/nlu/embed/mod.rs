@@ -36,6 +36,8 @@ mod charsmap;
 #[cfg(feature = "semantic")]
 pub mod distill;
 #[cfg(feature = "semantic")]
+mod encoder;
+#[cfg(feature = "semantic")]
 mod files;
 #[cfg(feature = "semantic")]
 pub mod import;
@@ -95,16 +97,44 @@ pub struct SemanticSettings {
     /// Weight of the cosine to the intent's embedding centroid in the final
     /// score, against the lexical score (0: no ensemble).
     pub ensemble_weight: f32,
+    /// Choose `feature_scale` at load among [`SCALE_CANDIDATES`], by the
+    /// calibration's held-out examples ([`calibrate::build_best_of`]);
+    /// `feature_scale` is then ignored.
+    pub choose_scale: bool,
 }
 
+/// The weights of the embedding tried at load when none is configured. The
+/// best one depends on the data, not only on the model: with
+/// multilingual-e5-small, ×1 gained more on es-fbtod and ×2 on it-xsid
+/// (README, "Spanish and Italian").
+pub const SCALE_CANDIDATES: [f32; 3] = [1.0, 1.5, 2.0];
+
 impl Default for SemanticSettings {
-    /// The embedding (unit length) weighs as much as the unit TF-IDF
-    /// vector; no ensemble. `frontdesk eval --semantic-scale/--ensemble-weight`
-    /// measures others (README, "The semantic tier").
+    /// The embedding's weight chosen at load among [`SCALE_CANDIDATES`]
+    /// (×1, the unit embedding weighing as much as the unit TF-IDF vector,
+    /// when there is nothing to choose by); no ensemble. `frontdesk eval
+    /// --semantic-scale/--ensemble-weight` measures others (README, "The
+    /// semantic tier").
     fn default() -> Self {
         SemanticSettings {
             feature_scale: 1.0,
             ensemble_weight: 0.0,
+            choose_scale: true,
+        }
+    }
+}
+
+impl SemanticSettings {
+    /// The settings `[matcher]` asks for: `semantic_scale` fixes the
+    /// weight, else it is chosen at load.
+    pub fn from_matcher(settings: &MatcherSettings) -> SemanticSettings {
+        match settings.semantic_scale {
+            Some(scale) => SemanticSettings {
+                feature_scale: scale,
+                choose_scale: false,
+                ..SemanticSettings::default()
+            },
+            None => SemanticSettings::default(),
         }
     }
 }
@@ -483,7 +513,7 @@ impl MatcherFactory {
                 intents,
                 &self.settings,
                 embedder.clone(),
-                SemanticSettings::default(),
+                SemanticSettings::from_matcher(&self.settings),
             ),
             None => calibrate::build(intents, &self.settings),
         }
@@ -505,11 +535,49 @@ pub fn build_semantic(
         .collect();
     let cache = Arc::new(EmbeddingCache::new(embedder, &texts));
     let shared: Arc<dyn Embedder> = cache.clone();
-    let built = calibrate::build_with(intents, settings, &|intents, config| {
-        Matcher::build_semantic(intents, config, shared.clone(), semantic)
-    });
+    let scales: Vec<f32> = if semantic.choose_scale && semantic.feature_scale > 0.0 {
+        SCALE_CANDIDATES.to_vec()
+    } else {
+        vec![semantic.feature_scale]
+    };
+    let builds: Vec<_> = scales
+        .iter()
+        .map(|&feature_scale| {
+            let shared = shared.clone();
+            move |intents, config| {
+                let settings = SemanticSettings {
+                    feature_scale,
+                    ..semantic
+                };
+                Matcher::build_semantic(intents, config, shared.clone(), settings)
+            }
+        })
+        .collect();
+    let candidates: Vec<calibrate::BuildFn<'_>> = builds
+        .iter()
+        .map(|b| b as &dyn Fn(Vec<TrainingIntent>, _) -> Matcher)
+        .collect();
+    let mut objectives = Vec::new();
+    let (matcher, mut calibration, chosen) =
+        calibrate::build_best_of(intents, settings, &candidates, &mut objectives);
+    if scales.len() > 1 {
+        // The chosen weight first, then the others in order.
+        let score = |k: usize| {
+            let m = objectives.get(k).copied().flatten();
+            calibrate::ScaleScore {
+                scale: scales[k],
+                objective: m.as_ref().map(calibrate::choice_objective),
+                in_scope_accuracy: m.map(|m| m.in_scope_accuracy),
+                oos_recall: m.map(|m| m.oos_recall),
+            }
+        };
+        calibration.semantic_scale = std::iter::once(chosen)
+            .chain((0..scales.len()).filter(|&k| k != chosen))
+            .map(score)
+            .collect();
+    }
     cache.release();
-    built
+    (matcher, calibration)
 }
 
 /// Whether this build has the semantic tier.

@@ -12,21 +12,18 @@
 //! the last hidden states averaged over the attention mask, the mean
 //! L2-normalised.
 //!
-//! An encode takes milliseconds: the bot's channels call the engine from
-//! blocking threads (`spawn_blocking`), never from the async workers.
+//! The forward pass is the `encoder` module's (the word embeddings read
+//! from the mapped weights file, no padding). An encode takes milliseconds:
+//! the bot's channels call the engine from blocking threads
+//! (`spawn_blocking`), never from the async workers.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{self, BertModel};
-use candle_transformers::models::xlm_roberta::{self, XLMRobertaModel};
 use tokenizers::Tokenizer;
 
+use super::encoder::{Architecture, Encoder, EncoderConfig};
 use super::files::{self, WEIGHTS};
-use super::static_model::values_f32;
 use super::{EmbedError, Embedder, normalize_l2};
 
 /// Tokens of a text beyond this many are cut, whatever the model allows
@@ -43,12 +40,6 @@ pub(crate) const PROMPTS: &str = "config_sentence_transformers.json";
 /// The sentence-transformers file with the model's `max_seq_length`.
 pub(crate) const SENTENCE_CONFIG: &str = "sentence_bert_config.json";
 
-/// The network, by `model_type`.
-enum Encoder {
-    Bert(BertModel),
-    XlmRoberta(XLMRobertaModel),
-}
-
 /// A loaded transformer sentence encoder.
 pub struct TransformerEmbedder {
     encoder: Encoder,
@@ -57,8 +48,6 @@ pub struct TransformerEmbedder {
     model_type: &'static str,
     hidden: usize,
     layers: usize,
-    /// The id that pads a batch's shorter sequences.
-    pad: u32,
     /// Put before every text (e5: `"query: "`).
     prompt: String,
     /// Tokens kept of a text, special tokens included.
@@ -67,10 +56,6 @@ pub struct TransformerEmbedder {
     /// candle's CPU kernels use their own threads per call; one encode at a
     /// time keeps a busy bot from oversubscribing the cores.
     serial: Mutex<()>,
-}
-
-fn model_error(e: candle_core::Error) -> EmbedError {
-    EmbedError::Model(format!("the transformer failed: {e}"))
 }
 
 /// The model's default prompt (sentence-transformers' `prompts` and
@@ -119,34 +104,6 @@ fn max_seq_length(dir: &Path) -> Result<Option<usize>, EmbedError> {
     }
 }
 
-/// Every floating-point tensor of a safetensors file, as an `f32` tensor:
-/// F16 and BF16 are widened once here (in one pass, without candle's
-/// intermediate copies: the load of a 250,000-token vocabulary takes less
-/// memory). Other types (checkpoints keep e.g. an I64 `position_ids`
-/// buffer) are left out; a weight the model needs and misses is an error
-/// when the model is built.
-fn f32_tensors(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Tensor>, EmbedError> {
-    let fail = |message: String| EmbedError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
-        fail(format!(
-            "not a safetensors file (truncated or damaged?): {e}"
-        ))
-    })?;
-    let mut tensors = HashMap::new();
-    for (name, view) in file.tensors() {
-        let Some(values) = values_f32(view.dtype(), view.data()) else {
-            continue;
-        };
-        let tensor = Tensor::from_vec(values, view.shape(), &Device::Cpu)
-            .map_err(|e| fail(format!("`{name}`: {e}")))?;
-        tensors.insert(name, tensor);
-    }
-    Ok(tensors)
-}
-
 impl TransformerEmbedder {
     /// Loads `dir`: `config.json` (a BERT or XLM-RoBERTa config; its
     /// `model_type` decides), `tokenizer.json`, `model.safetensors`, and
@@ -154,72 +111,45 @@ impl TransformerEmbedder {
     /// name the file.
     pub fn load(dir: &Path) -> Result<TransformerEmbedder, EmbedError> {
         let (config_path, config_json) = files::config(dir)?;
-        let model_type = config_json["model_type"].as_str().unwrap_or("bert");
-        let not_config = |kind: &str, e: serde_json::Error| EmbedError::Format {
-            path: config_path.clone(),
-            message: format!("not a {kind} configuration: {e}"),
-        };
-        enum Config {
-            Bert(bert::Config),
-            XlmRoberta(xlm_roberta::Config),
-        }
-        let config = match model_type {
-            "xlm-roberta" | "roberta" => Config::XlmRoberta(
-                serde_json::from_value(config_json.clone())
-                    .map_err(|e| not_config("XLM-RoBERTa", e))?,
-            ),
-            _ => Config::Bert(
-                serde_json::from_value(config_json.clone()).map_err(|e| not_config("BERT", e))?,
-            ),
-        };
-        let (hidden, layers, positions, pad) = match &config {
-            Config::Bert(c) => (
-                c.hidden_size,
-                c.num_hidden_layers,
-                c.max_position_embeddings,
-                config_json["pad_token_id"].as_u64().unwrap_or(0),
-            ),
-            // XLM-R's positions start after the padding id.
-            Config::XlmRoberta(c) => (
-                c.hidden_size,
-                c.num_hidden_layers,
-                c.max_position_embeddings
-                    .saturating_sub(c.pad_token_id as usize + 1),
-                u64::from(c.pad_token_id),
-            ),
-        };
-        let (tokenizer, _) = files::tokenizer(dir)?;
+        let (architecture, model_type, kind) =
+            match config_json["model_type"].as_str().unwrap_or("bert") {
+                t @ ("xlm-roberta" | "roberta") => (Architecture::XlmRoberta, t, "XLM-RoBERTa"),
+                t => (Architecture::Bert, t, "BERT"),
+            };
+        let config: EncoderConfig =
+            serde_json::from_value(config_json.clone()).map_err(|e| EmbedError::Format {
+                path: config_path.clone(),
+                message: format!("not a {kind} configuration: {e}"),
+            })?;
         let prompt = default_prompt(dir)?;
-        let max_tokens = max_seq_length(dir)?
+        let max_seq_length = max_seq_length(dir)?;
+        let weights = files::file(dir, WEIGHTS)?;
+        // The tokenizer (a multilingual one has 250,000 pieces to index)
+        // is built on another core while the weights load.
+        let (tokenizer, encoder) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| files::tokenizer(dir));
+            let encoder = Encoder::load(&weights, &config, architecture, model_type, &config_path);
+            let tokenizer = tokenizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (tokenizer, encoder)
+        });
+        let (tokenizer, _) = tokenizer?;
+        let encoder = encoder?;
+        let max_tokens = max_seq_length
             .unwrap_or(MAX_TOKENS)
             .min(MAX_TOKENS)
-            .min(positions)
+            .min(encoder.max_tokens())
             .max(2);
-        let (path, bytes) = files::read(dir, WEIGHTS)?;
-        let tensors = f32_tensors(&path, &bytes)?;
-        drop(bytes);
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let misfit = |e: candle_core::Error| EmbedError::Format {
-            path: path.clone(),
-            message: format!("the weights do not fit config.json: {e}"),
-        };
-        let (encoder, model_type) = match &config {
-            Config::Bert(c) => (
-                Encoder::Bert(BertModel::load(vb, c).map_err(misfit)?),
-                "bert",
-            ),
-            Config::XlmRoberta(c) => (
-                Encoder::XlmRoberta(XLMRobertaModel::new(c, vb).map_err(misfit)?),
-                "xlm-roberta",
-            ),
-        };
         Ok(TransformerEmbedder {
             encoder,
             tokenizer,
-            model_type,
-            hidden,
-            layers,
-            pad: u32::try_from(pad).unwrap_or(0),
+            model_type: match architecture {
+                Architecture::Bert => "bert",
+                Architecture::XlmRoberta => "xlm-roberta",
+            },
+            hidden: config.hidden_size,
+            layers: config.num_hidden_layers,
             prompt,
             max_tokens,
             dir: dir.to_path_buf(),
@@ -261,34 +191,7 @@ impl TransformerEmbedder {
     /// ids (with their special tokens), one vector per sequence.
     pub fn pool(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let _one = self.serial.lock().unwrap_or_else(|p| p.into_inner());
-        let width = sequences.iter().map(Vec::len).max().unwrap_or(0);
-        if width == 0 {
-            return Ok(vec![vec![0.0; self.hidden]; sequences.len()]);
-        }
-        let n = sequences.len();
-        let mut ids = vec![self.pad; n * width];
-        let mut mask = vec![0_f32; n * width];
-        for (i, s) in sequences.iter().enumerate() {
-            ids[i * width..i * width + s.len()].copy_from_slice(s);
-            mask[i * width..i * width + s.len()].fill(1.0);
-        }
-        let device = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (n, width), &device).map_err(model_error)?;
-        let types = ids.zeros_like().map_err(model_error)?;
-        let mask = Tensor::from_vec(mask, (n, width), &device).map_err(model_error)?;
-        let hidden = match &self.encoder {
-            Encoder::Bert(m) => m.forward(&ids, &types, Some(&mask)),
-            Encoder::XlmRoberta(m) => m.forward(&ids, &mask, &types, None, None, None),
-        }
-        .map_err(model_error)?;
-        // Σ hidden · mask / Σ mask over the positions.
-        let summed = hidden
-            .broadcast_mul(&mask.unsqueeze(2).map_err(model_error)?)
-            .and_then(|h| h.sum(1))
-            .map_err(model_error)?;
-        let counts = mask.sum_keepdim(1).map_err(model_error)?;
-        let mean = summed.broadcast_div(&counts).map_err(model_error)?;
-        mean.to_vec2::<f32>().map_err(model_error)
+        self.encoder.pool(sequences)
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -314,24 +217,17 @@ impl Embedder for TransformerEmbedder {
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        // No padding (the encoder takes each sequence at its length): a
+        // batch only lets the dense layers multiply more tokens at once.
         let mut out = Vec::with_capacity(texts.len());
-        // Similar lengths together: less padding per batch.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
-        for chunk in order.chunks(BATCH) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            match self.encode(&batch) {
-                Ok(vs) => {
-                    for (&i, v) in chunk.iter().zip(vs) {
-                        vectors[i] = Some(v);
-                    }
+        for batch in texts.chunks(BATCH) {
+            match self.encode(batch) {
+                Ok(vs) => out.extend(vs),
+                Err(e) => {
+                    tracing::warn!(error = %e, "texts not embedded");
+                    out.extend(batch.iter().map(|_| vec![0.0; self.dim()]));
                 }
-                Err(e) => tracing::warn!(error = %e, "texts not embedded"),
             }
-        }
-        for v in vectors {
-            out.push(v.unwrap_or_else(|| vec![0.0; self.dim()]));
         }
         out
     }
