@@ -2887,6 +2887,7 @@ mod tests {
                 SemanticSettings {
                     feature_scale: 2.0,
                     ensemble_weight: 0.4,
+                    ..SemanticSettings::default()
                 },
                 0,
             ),
@@ -2894,6 +2895,7 @@ mod tests {
                 SemanticSettings {
                     feature_scale: 0.0,
                     ensemble_weight: 0.5,
+                    ..SemanticSettings::default()
                 },
                 0,
             ),
