@@ -467,7 +467,7 @@ pub fn build_best_of(
         (None, None) => (0, calibrate(&intents, settings, build_first)),
     };
     calibration.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(thresholds = %calibration.describe(), candidate = k, "matcher thresholds");
+    tracing::info!(thresholds = %calibration.describe(), "matcher thresholds");
     (candidates[k](intents, calibration.config), calibration, k)
 }
 

@@ -575,6 +575,11 @@ pub fn build_semantic(
             .chain((0..scales.len()).filter(|&k| k != chosen))
             .map(score)
             .collect();
+        tracing::info!(
+            weight = scales[chosen],
+            tried = ?scales,
+            "semantic tier: the embedding's weight chosen at load (fix it with semantic_scale in [matcher])"
+        );
     }
     cache.release();
     (matcher, calibration)
