@@ -1040,7 +1040,7 @@ fn mix(mut k: u64) -> u64 {
 /// the whole vocabulary), and a collision would only merge two features.
 /// Looking up a `u64` instead of a `String` avoids a pointer chase and a
 /// string compare per feature.
-fn key_hash(key: &str) -> u64 {
+pub(crate) fn key_hash(key: &str) -> u64 {
     let bytes = key.as_bytes();
     let mut h = mix(bytes.len() as u64 ^ 0x9e37_79b9_7f4a_7c15);
     for chunk in bytes.chunks(8) {
@@ -1053,7 +1053,7 @@ fn key_hash(key: &str) -> u64 {
 
 /// Hasher for keys that are already [`key_hash`] values: passes them through.
 #[derive(Default, Clone, Copy)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn write(&mut self, bytes: &[u8]) {
@@ -1073,7 +1073,7 @@ impl Hasher for PassThrough {
 }
 
 /// A map keyed by 64-bit hashes that are already well mixed.
-type FeatureMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+pub(crate) type FeatureMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 
 /// Feature key hash → feature id.
 type Vocab = FeatureMap<u32>;

@@ -13,62 +13,26 @@
 //! goes through the `tokenizers` crate as before. A test checks both paths
 //! give the same ids.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use super::super::matcher::{FeatureMap, key_hash};
 
 use unicode_categories::UnicodeCategories;
 use unicode_normalization::UnicodeNormalization;
 
-/// The 64-bit key a piece is looked up by: its length, then eight bytes at
-/// a time, folded in with MurmurHash3's 64-bit finaliser (a bijection
-/// with full avalanche). Looking up a `u64` instead of a `String` saves the
-/// standard library's SipHash and a pointer chase to compare the key, about
-/// half of the tokenizer's time. Two of the vocabulary's pieces never share
-/// a key (checked at load); a piece outside the vocabulary takes a
-/// vocabulary piece's key with a probability of about 2^-64 per piece in
-/// the vocabulary (10^-15 a lookup for BERT's 30,522), and would then count
-/// as that piece.
+/// The pieces are looked up by the matcher's 64-bit key of their text
+/// ([`key_hash`]: its length, then eight bytes at a time, folded in with
+/// MurmurHash3's 64-bit finaliser). Looking up a `u64` instead of a
+/// `String` saves the standard library's SipHash and a pointer chase to
+/// compare the key, about half of the tokenizer's time. Two of the
+/// vocabulary's pieces never share a key (checked at load); a piece outside
+/// the vocabulary takes a vocabulary piece's key with a probability of
+/// about 2^-64 per piece in the vocabulary (10^-15 a lookup for BERT's
+/// 30,522), and would then count as that piece.
 fn piece_key(piece: &str) -> u64 {
-    fn mix(mut k: u64) -> u64 {
-        k ^= k >> 33;
-        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        k ^= k >> 33;
-        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        k ^ (k >> 33)
-    }
-    let bytes = piece.as_bytes();
-    let mut h = mix(bytes.len() as u64 ^ 0x9e37_79b9_7f4a_7c15);
-    for chunk in bytes.chunks(8) {
-        let mut word = [0_u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = mix(h ^ u64::from_le_bytes(word));
-    }
-    h
-}
-
-/// A hasher for keys that are already [`piece_key`]s: passes them through.
-#[derive(Default, Clone, Copy)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed; kept correct for any other use.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    key_hash(piece)
 }
 
 /// [`piece_key`] of a piece → its id.
-type Vocab = HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
+type Vocab = FeatureMap<u32>;
 
 /// The BERT pipeline of one `tokenizer.json`, ready to tokenize.
 #[derive(Debug)]
