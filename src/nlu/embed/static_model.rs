@@ -13,7 +13,7 @@ use tokenizers::Tokenizer;
 
 use super::files::{self, TOKENIZER, WEIGHTS};
 use super::wordpiece::WordPiece;
-use super::{EmbedError, Embedder, normalize_l2};
+use super::{EmbedError, Embedder, add_rows, normalize_l2};
 
 /// Tokens of a text beyond this many are ignored (model2vec's default
 /// `max_length`).
@@ -216,14 +216,7 @@ impl Embedder for StaticEmbedder {
 
     fn embed(&self, text: &str) -> Vec<f32> {
         let mut sum = vec![0.0_f32; self.dim];
-        for id in self.token_ids(text) {
-            let start = id as usize * self.dim;
-            if let Some(row) = self.matrix.get(start..start + self.dim) {
-                for (s, x) in sum.iter_mut().zip(row) {
-                    *s += x;
-                }
-            }
-        }
+        add_rows(&mut sum, &self.matrix, &self.token_ids(text));
         // The mean's direction is the sum's.
         normalize_l2(&mut sum);
         sum
@@ -243,8 +236,9 @@ impl Embedder for StaticEmbedder {
     }
 
     fn pooled_tokens(&self, text: &str, ids: &mut Vec<u32>) {
+        // Ids beyond the matrix are left to the caller, which skips them
+        // as `embed` does.
         *ids = self.token_ids(text);
-        ids.retain(|&id| (id as usize) < self.rows);
     }
 }
 
