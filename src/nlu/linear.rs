@@ -114,62 +114,87 @@ fn quantize(weight: f32, step: f32) -> i16 {
     (weight / step).round().clamp(-32767.0, 32767.0) as i16
 }
 
-impl LinearModel {
-    /// Trains one SVM per class on `docs` (labels in `0..classes`), over
-    /// features `0..features`, on up to `threads` threads; the `fixed`
-    /// vectors become the columns after the classes. A model without
-    /// documents says -1 ("not me") for every class.
-    ///
-    /// `start` gives each class's solver its first point (see [`Duals`]);
-    /// the solution is returned with the model, to start another training
-    /// of mostly the same documents from.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn train(
+/// A training whose documents are ready for the solver (features merged,
+/// see [`Compact`]): all of it but the starting point. Preparing it does not
+/// depend on a warm start, so it can run while the start is computed.
+pub(crate) struct Problem {
+    /// The documents in the solver's layout (`None`: no documents or no
+    /// classes, every class says "not me").
+    training: Option<Training>,
+    labels: Vec<usize>,
+    classes: usize,
+    fixed: Vec<Sparse>,
+    features: usize,
+    settings: SvmSettings,
+}
+
+impl Problem {
+    /// One SVM per class on `docs` (labels in `0..classes`), over features
+    /// `0..features`; the `fixed` vectors become the columns after the
+    /// classes (see [`LinearModel::train`]).
+    pub(crate) fn new(
         docs: &Docs,
-        labels: &[usize],
+        labels: Vec<usize>,
         classes: usize,
-        fixed: &[Sparse],
+        fixed: Vec<Sparse>,
         features: usize,
         settings: SvmSettings,
-        threads: usize,
-        start: &Duals,
-    ) -> (LinearModel, Duals) {
-        if classes == 0 || docs.is_empty() {
+    ) -> Problem {
+        Self::with_merge(docs, labels, classes, fixed, features, settings, true)
+    }
+
+    /// [`Self::new`], `merge`: features with proportional columns merged
+    /// for the solver; otherwise only renumbered.
+    fn with_merge(
+        docs: &Docs,
+        labels: Vec<usize>,
+        classes: usize,
+        fixed: Vec<Sparse>,
+        features: usize,
+        settings: SvmSettings,
+        merge: bool,
+    ) -> Problem {
+        let training = (classes > 0 && !docs.is_empty()).then(|| {
+            let training = Training::new(docs, features, settings, merge);
+            tracing::debug!(
+                features,
+                merged_features = training.compact.features,
+                entries = docs.entries.len(),
+                merged_entries = training.solver.entries(),
+                "svm features merged"
+            );
+            training
+        });
+        Problem {
+            training,
+            labels,
+            classes,
+            fixed,
+            features,
+            settings,
+        }
+    }
+
+    /// Solves the problem on up to `threads` threads from `start` (see
+    /// [`Duals`]): the model, and the solution to start another training
+    /// of mostly the same documents from.
+    pub(crate) fn solve(self, threads: usize, start: &Duals) -> (LinearModel, Duals) {
+        let Problem {
+            training,
+            labels,
+            classes,
+            fixed,
+            features,
+            settings,
+        } = self;
+        let Some(training) = training else {
             let trained = vec![(Vec::new(), -1.0); classes];
             let duals = Duals {
                 classes: vec![Vec::new(); classes],
                 visits: 0,
             };
-            return (Self::from_columns(&trained, fixed, features), duals);
-        }
-        Self::train_merged(
-            docs, labels, classes, fixed, features, settings, threads, start, true,
-        )
-    }
-
-    /// [`Self::train`], the solver running over the [`Compact`] features
-    /// (`merge`: features with proportional columns merged; otherwise only
-    /// renumbered).
-    #[allow(clippy::too_many_arguments)]
-    fn train_merged(
-        docs: &Docs,
-        labels: &[usize],
-        classes: usize,
-        fixed: &[Sparse],
-        features: usize,
-        settings: SvmSettings,
-        threads: usize,
-        start: &Duals,
-        merge: bool,
-    ) -> (LinearModel, Duals) {
-        let training = Training::new(docs, features, settings, merge);
-        tracing::debug!(
-            features,
-            merged_features = training.compact.features,
-            entries = docs.entries.len(),
-            merged_entries = training.compact.docs.entries.len(),
-            "svm features merged"
-        );
+            return (LinearModel::from_columns(&trained, &fixed, features), duals);
+        };
         // Per class: (dense weights, bias, non-zero alphas).
         let solve = |class: usize, scratch: &mut Scratch| {
             scratch.alpha.fill(0.0);
@@ -182,9 +207,13 @@ impl LinearModel {
                 }
             }
             let mut w = vec![0.0_f32; training.compact.features];
-            let (b, visits) = train_one(
+            let train = match &training.solver.ids {
+                SolverIds::Narrow(_) => train_one::<u16>,
+                SolverIds::Wide(_) => train_one::<u32>,
+            };
+            let (b, visits) = train(
                 &training,
-                labels,
+                &labels,
                 class,
                 settings,
                 &mut w,
@@ -200,7 +229,7 @@ impl LinearModel {
                 .collect();
             (training.compact.expand(&w), b, alphas, visits)
         };
-        let solved = for_each_class(classes, threads, docs.len(), solve);
+        let solved = for_each_class(classes, threads, training.qd.len(), solve);
         // The merged documents are not needed for the rows: free them first.
         drop(training);
         let mut trained = Vec::with_capacity(classes);
@@ -213,7 +242,40 @@ impl LinearModel {
             duals.classes.push(alphas);
             duals.visits += visits;
         }
-        (Self::from_columns(&trained, fixed, features), duals)
+        (LinearModel::from_columns(&trained, &fixed, features), duals)
+    }
+}
+
+impl LinearModel {
+    /// Trains one SVM per class on `docs` (labels in `0..classes`), over
+    /// features `0..features`, on up to `threads` threads; the `fixed`
+    /// vectors become the columns after the classes. A model without
+    /// documents says -1 ("not me") for every class.
+    ///
+    /// `start` gives each class's solver its first point (see [`Duals`]);
+    /// the solution is returned with the model, to start another training
+    /// of mostly the same documents from. ([`Problem`] is the same in two
+    /// steps.)
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn train(
+        docs: &Docs,
+        labels: &[usize],
+        classes: usize,
+        fixed: &[Sparse],
+        features: usize,
+        settings: SvmSettings,
+        threads: usize,
+        start: &Duals,
+    ) -> (LinearModel, Duals) {
+        Problem::new(
+            docs,
+            labels.to_vec(),
+            classes,
+            fixed.to_vec(),
+            features,
+            settings,
+        )
+        .solve(threads, start)
     }
 
     /// Feature-major rows over the trained and the fixed columns, for the
@@ -959,6 +1021,8 @@ impl Compact {
 /// The training documents with each one's diagonal term.
 struct Training {
     compact: Compact,
+    /// The merged documents as the solver reads them (see [`SolverDocs`]).
+    solver: SolverDocs,
     /// `x·x + 1 + diag` of each document: the coordinate's curvature.
     qd: Vec<f32>,
     /// The L2 loss's diagonal term (0 for the L1 loss).
@@ -983,28 +1047,128 @@ impl Training {
             .iter()
             .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
             .collect();
+        let mut compact = Compact::new(docs, features, merge);
+        // The solver reads its own copy; the merged documents are not
+        // needed beyond it.
+        let narrow = compact.features <= usize::from(u16::MAX) + 1;
+        let solver = SolverDocs::new(&compact.docs, narrow);
+        compact.docs = Docs::default();
         Training {
-            compact: Compact::new(docs, features, merge),
+            compact,
+            solver,
             qd,
             diag,
             upper,
         }
     }
 
-    /// Document `i`.
-    fn doc(&self, i: usize) -> &[(u32, f32)] {
-        self.compact.docs.get(i)
-    }
-
     /// Asks the processor to bring document `i` into the cache, with its
     /// label and its variable from `labels` and `alpha`.
     #[inline(always)]
-    fn prefetch(&self, i: usize, labels: &[usize], alpha: &[f32]) {
-        prefetch(self.doc(i));
+    fn prefetch<I: SolverId>(&self, ids: &[I], i: usize, labels: &[usize], alpha: &[f32]) {
+        let (from, to) = self.solver.span(i);
+        prefetch(ids.get(from..to).unwrap_or(&[]));
+        prefetch(self.solver.values.get(from..to).unwrap_or(&[]));
         for one in [self.qd.get(i..=i), alpha.get(i..=i)].into_iter().flatten() {
             prefetch(one);
         }
         prefetch(labels.get(i..=i).unwrap_or(&[]));
+    }
+
+    /// Document `i`: its feature ids in `ids` (the solver's id array) and
+    /// their values.
+    #[inline(always)]
+    fn doc<'a, I: SolverId>(&'a self, ids: &'a [I], i: usize) -> (&'a [I], &'a [f32]) {
+        let (from, to) = self.solver.span(i);
+        (
+            ids.get(from..to).unwrap_or(&[]),
+            self.solver.values.get(from..to).unwrap_or(&[]),
+        )
+    }
+}
+
+/// A merged feature id as the solver stores it: `u16` when every id fits
+/// (a quarter less memory to stream per visit than `u32`, for the same
+/// arithmetic), `u32` otherwise.
+trait SolverId: Copy + Send + Sync {
+    /// The id as an index into the weights.
+    fn index(self) -> usize;
+    /// The ids of `all` if they are of this type (empty otherwise).
+    fn of(all: &SolverIds) -> &[Self];
+}
+
+impl SolverId for u16 {
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn of(all: &SolverIds) -> &[u16] {
+        match all {
+            SolverIds::Narrow(ids) => ids,
+            SolverIds::Wide(_) => &[],
+        }
+    }
+}
+
+impl SolverId for u32 {
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn of(all: &SolverIds) -> &[u32] {
+        match all {
+            SolverIds::Wide(ids) => ids,
+            SolverIds::Narrow(_) => &[],
+        }
+    }
+}
+
+/// The solver's feature ids, in the narrowest type that holds them.
+enum SolverIds {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+/// The training documents as the solver streams them every pass: ids and
+/// values in separate arrays (no padding between a `u16` id and its value).
+struct SolverDocs {
+    /// Document `i` is entries `starts[i]..starts[i + 1]`.
+    starts: Vec<usize>,
+    ids: SolverIds,
+    values: Vec<f32>,
+}
+
+impl SolverDocs {
+    /// `docs` in the solver's layout, the ids as `u16` if `narrow` (every
+    /// id must fit then).
+    fn new(docs: &Docs, narrow: bool) -> SolverDocs {
+        let values = docs.entries.iter().map(|&(_, v)| v).collect();
+        let ids = if narrow {
+            SolverIds::Narrow(docs.entries.iter().map(|&(f, _)| f as u16).collect())
+        } else {
+            SolverIds::Wide(docs.entries.iter().map(|&(f, _)| f).collect())
+        };
+        SolverDocs {
+            starts: docs.starts.clone(),
+            ids,
+            values,
+        }
+    }
+
+    /// The entries of document `i` (empty beyond the last).
+    #[inline(always)]
+    fn span(&self, i: usize) -> (usize, usize) {
+        match self.starts.get(i..i + 2) {
+            Some(&[from, to]) => (from, to),
+            _ => (0, 0),
+        }
+    }
+
+    /// The number of entries.
+    fn entries(&self) -> usize {
+        self.values.len()
     }
 }
 
@@ -1030,7 +1194,7 @@ fn prefetch<T>(items: &[T]) {
 /// `alpha` (one per document, within the bounds; all 0 for a cold start);
 /// leaves the solution in `alpha`, the weights in `w` and returns the bias
 /// and the documents visited. `w` and `order` are scratch, reset here.
-fn train_one(
+fn train_one<I: SolverId>(
     training: &Training,
     labels: &[usize],
     class: usize,
@@ -1040,9 +1204,11 @@ fn train_one(
     order: &mut Vec<usize>,
 ) -> (f32, u64) {
     let n = training.qd.len();
+    let ids = I::of(&training.solver.ids);
     // Every feature id of the documents indexes `w` (see `Compact::docs`):
     // the loops below read and write it unchecked.
     assert!(w.len() == training.compact.features && alpha.len() == n && labels.len() >= n);
+    assert_eq!(ids.len(), training.solver.entries(), "the solver's id type");
     w.fill(0.0);
     let mut b = 0.0_f32;
     // The weights of the starting point: w = sum of alpha_i y_i x_i.
@@ -1050,7 +1216,7 @@ fn train_one(
         if a != 0.0 {
             let d = if labels[i] == class { a } else { -a };
             // SAFETY: the ids are below `w.len()`, asserted above.
-            unsafe { add_to(w, training.doc(i), d) };
+            unsafe { add_to(w, training.doc(ids, i), d) };
             b += d;
         }
     }
@@ -1076,7 +1242,7 @@ fn train_one(
             order.swap(i, ((seed >> 33) as u32 % (i as u32 + 1)) as usize);
         }
         for &i in order.iter().take(DOC_PREFETCH_AHEAD.min(active)) {
-            training.prefetch(i, labels, alpha);
+            training.prefetch(ids, i, labels, alpha);
         }
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
         visits += active as u64;
@@ -1088,10 +1254,10 @@ fn train_one(
                 .get(s + DOC_PREFETCH_AHEAD)
                 .filter(|_| s + DOC_PREFETCH_AHEAD < active)
             {
-                training.prefetch(ahead, labels, alpha);
+                training.prefetch(ids, ahead, labels, alpha);
             }
             let i = order[s];
-            let x = training.doc(i);
+            let x = training.doc(ids, i);
             let y = if labels[i] == class { 1.0 } else { -1.0 };
             // SAFETY: the ids are below `w.len()`, asserted above.
             let dot = unsafe { dot(w, x) } + b;
@@ -1147,43 +1313,46 @@ fn train_one(
     (b, visits)
 }
 
-/// `w += d x`.
+/// `w += d x`, `x` as (ids, values).
 ///
 /// # Safety
 ///
 /// Every feature id of `x` is below `w.len()`.
 #[inline(always)]
-unsafe fn add_to(w: &mut [f32], x: &[(u32, f32)], d: f32) {
-    for &(f, v) in x {
-        debug_assert!((f as usize) < w.len());
+unsafe fn add_to<I: SolverId>(w: &mut [f32], (ids, values): (&[I], &[f32]), d: f32) {
+    for (&f, &v) in ids.iter().zip(values) {
+        debug_assert!(f.index() < w.len());
         // SAFETY: in bounds, as the caller guarantees.
-        unsafe { *w.get_unchecked_mut(f as usize) += d * v };
+        unsafe { *w.get_unchecked_mut(f.index()) += d * v };
     }
 }
 
-/// `w · x` in four independent sums (the additions of one sum wait on each
-/// other; four keep the processor busy).
+/// `w · x`, `x` as (ids, values), in four independent sums (the additions
+/// of one sum wait on each other; four keep the processor busy).
 ///
 /// # Safety
 ///
 /// Every feature id of `x` is below `w.len()`.
 #[inline(always)]
-unsafe fn dot(w: &[f32], x: &[(u32, f32)]) -> f32 {
-    let weight = |f: u32| {
-        debug_assert!((f as usize) < w.len());
+unsafe fn dot<I: SolverId>(w: &[f32], (ids, values): (&[I], &[f32])) -> f32 {
+    let weight = |f: I| {
+        debug_assert!(f.index() < w.len());
         // SAFETY: in bounds, as the caller guarantees.
-        unsafe { *w.get_unchecked(f as usize) }
+        unsafe { *w.get_unchecked(f.index()) }
     };
+    let len = ids.len().min(values.len());
+    let (ids, values) = (&ids[..len], &values[..len]);
     let mut sums = [0.0_f32; 4];
-    let chunks = x.chunks_exact(4);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (sum, &(f, v)) in sums.iter_mut().zip(chunk) {
+    let id_chunks = ids.chunks_exact(4);
+    let value_chunks = values.chunks_exact(4);
+    let (id_rest, value_rest) = (id_chunks.remainder(), value_chunks.remainder());
+    for (fs, vs) in id_chunks.zip(value_chunks) {
+        for ((sum, &f), &v) in sums.iter_mut().zip(fs).zip(vs) {
             *sum += weight(f) * v;
         }
     }
     let mut total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
-    for &(f, v) in rest {
+    for (&f, &v) in id_rest.iter().zip(value_rest) {
         total += weight(f) * v;
     }
     total
@@ -1340,16 +1509,68 @@ mod tests {
     }
 
     #[test]
+    fn narrow_and_wide_ids_train_the_same() {
+        let docs: Docs = (0..60_u32)
+            .map(|i| {
+                let mut x = vec![
+                    (i % 7, 1.0),
+                    (7 + i % 5, 0.5 + (i % 3) as f32),
+                    (20 + i, 0.3),
+                ];
+                x.sort_by_key(|e| e.0);
+                x
+            })
+            .collect::<Vec<Sparse>>()
+            .as_slice()
+            .into();
+        let labels: Vec<usize> = (0..60).map(|i| i % 4).collect();
+        let settings = SvmSettings::default();
+        let mut training = Training::new(&docs, 80, settings, true);
+        assert!(matches!(training.solver.ids, SolverIds::Narrow(_)));
+        let run = |training: &Training, class: usize, wide: bool| {
+            let mut w = vec![0.0; training.compact.features];
+            let mut alpha = vec![0.0; 60];
+            let mut order = Vec::new();
+            let train = if wide {
+                train_one::<u32>
+            } else {
+                train_one::<u16>
+            };
+            let (b, visits) = train(
+                training, &labels, class, settings, &mut w, &mut alpha, &mut order,
+            );
+            (w, alpha, b.to_bits(), visits)
+        };
+        let narrow: Vec<_> = (0..4).map(|c| run(&training, c, false)).collect();
+        let compact = Compact::new(&docs, 80, true);
+        training.solver = SolverDocs::new(&compact.docs, false);
+        assert!(matches!(training.solver.ids, SolverIds::Wide(_)));
+        for (c, want) in narrow.iter().enumerate() {
+            assert_eq!(&run(&training, c, true), want, "class {c}");
+            assert!(
+                want.3 > 0 && want.0.iter().any(|&x| x != 0.0),
+                "class {c} trained"
+            );
+        }
+    }
+
+    #[test]
     fn dot_products_of_any_length() {
         let w: Vec<f32> = (0..16).map(|i| i as f32 * 0.5).collect();
         for len in 0..10_u32 {
             let x: Sparse = (0..len).map(|f| (f, 1.0 + f as f32)).collect();
             let want: f32 = x.iter().map(|&(f, v)| w[f as usize] * v).sum();
+            let ids: Vec<u16> = x.iter().map(|&(f, _)| f as u16).collect();
+            let wide: Vec<u32> = x.iter().map(|&(f, _)| f).collect();
+            let values: Vec<f32> = x.iter().map(|&(_, v)| v).collect();
             // SAFETY: every id is below 16.
-            assert!((unsafe { dot(&w, &x) } - want).abs() < 1e-4, "length {len}");
+            let (narrow_dot, wide_dot) =
+                unsafe { (dot(&w, (&ids, &values)), dot(&w, (&wide, &values))) };
+            assert!((narrow_dot - want).abs() < 1e-4, "length {len}");
+            assert_eq!(narrow_dot, wide_dot, "length {len}");
             let mut added = w.clone();
             // SAFETY: as above.
-            unsafe { add_to(&mut added, &x, -0.5) };
+            unsafe { add_to(&mut added, (&ids, &values), -0.5) };
             for (f, (a, b)) in added.iter().zip(&w).enumerate() {
                 let v = x.get(f).map_or(0.0, |e| e.1);
                 assert_eq!(*a, b - 0.5 * v, "length {len}, feature {f}");
@@ -1726,17 +1947,16 @@ mod tests {
             ..SvmSettings::default()
         };
         let train = |merge| {
-            LinearModel::train_merged(
+            Problem::with_merge(
                 &docs,
-                &labels,
+                labels.clone(),
                 5,
-                &[],
+                Vec::new(),
                 features,
                 settings,
-                2,
-                &Duals::default(),
                 merge,
             )
+            .solve(2, &Duals::default())
         };
         let ((plain, plain_duals), (merged, merged_duals)) = (train(false), train(true));
         for (a, b) in decisions(&plain, &docs)
