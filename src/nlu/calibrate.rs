@@ -317,7 +317,10 @@ pub type BuildFn<'a> = &'a dyn Fn(Vec<TrainingIntent>, MatcherConfig) -> Matcher
 /// Calibrates (as `settings` say) and builds the lexical matcher. The final
 /// build's SVMs start from the last calibration round's solution (see
 /// `WarmStart`): the round learnt from most of the same examples, so the
-/// solver needs fewer passes to reach its tolerance.
+/// solver needs fewer passes to reach its tolerance. The final build's
+/// examples are analysed on a thread of their own while the calibration
+/// runs (that part needs neither the thresholds nor the start), on the
+/// cores the calibration leaves idle while it analyses its own examples.
 pub fn build(intents: Vec<TrainingIntent>, settings: &MatcherSettings) -> (Matcher, Calibration) {
     let last_round: RefCell<Option<WarmStart>> = RefCell::new(None);
     let round = |intents, config| {
@@ -325,10 +328,25 @@ pub fn build(intents: Vec<TrainingIntent>, settings: &MatcherSettings) -> (Match
         *last_round.borrow_mut() = Some(solved);
         matcher
     };
-    let calibration = calibrate(&intents, settings, &round);
+    let (calibration, prepared) = std::thread::scope(|scope| {
+        let final_intents = intents.clone();
+        let prepared = std::thread::Builder::new()
+            .name("matcher-prepare".into())
+            .spawn_scoped(scope, move || Matcher::prepare_lexical(final_intents));
+        let calibration = calibrate(&intents, settings, &round);
+        let prepared = match prepared {
+            Ok(handle) => match handle.join() {
+                Ok(prepared) => prepared,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No thread to be had: prepare here.
+            Err(_) => Matcher::prepare_lexical(intents),
+        };
+        (calibration, prepared)
+    });
     tracing::info!(thresholds = %calibration.describe(), "matcher thresholds");
     let start = last_round.into_inner();
-    let (matcher, _) = Matcher::build_warm(intents, calibration.config, start.as_ref());
+    let (matcher, _) = prepared.train(calibration.config, start.as_ref());
     (matcher, calibration)
 }
 

@@ -256,6 +256,7 @@ impl LinearModel {
     /// the solution is returned with the model, to start another training
     /// of mostly the same documents from. ([`Problem`] is the same in two
     /// steps.)
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn train(
         docs: &Docs,

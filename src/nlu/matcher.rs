@@ -65,7 +65,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::embed::{Semantic, SemanticSettings};
-use super::linear::{Docs, Duals, LinearModel, SvmSettings};
+use super::linear::{Docs, Duals, LinearModel, Problem, SvmSettings};
 use super::normalize::{normalize, tokens};
 use super::stem::{Stemmers, is_stop_word};
 
@@ -1111,6 +1111,50 @@ pub(crate) struct WarmStart {
     langs: Vec<LangDuals>,
 }
 
+/// A build up to the training of its linear model (see
+/// [`Matcher::prepare_lexical`]).
+pub(crate) struct PreparedBuild {
+    tuning: Tuning,
+    stemmers: Stemmers,
+    entries: Vec<IntentEntry>,
+    vocab: Vocab,
+    kinds: Vec<u8>,
+    idf: Vec<f32>,
+    idf_unseen: f32,
+    /// The examples used.
+    n_docs: usize,
+    token_tables: BTreeMap<String, FeatureMap<KnownToken>>,
+    caches: TokenCaches,
+    semantic: Option<Semantic>,
+    langs: Vec<PreparedLang>,
+}
+
+/// One language of a [`PreparedBuild`].
+struct PreparedLang {
+    lang: String,
+    /// The examples' weighted vectors.
+    docs: Docs,
+    index_groups: Vec<Group>,
+    /// [`example_key`] of each document and [`key_hash`] of each class's
+    /// intent, for the warm start.
+    doc_keys: Vec<u64>,
+    class_keys: Vec<u64>,
+    problem: Problem,
+}
+
+impl PreparedBuild {
+    /// Trains the prepared build with thresholds `config`, its solvers
+    /// starting from `start` (see [`WarmStart`]): the matcher
+    /// [`Matcher::build_warm`] would give, and its solution.
+    pub(crate) fn train(
+        self,
+        config: MatcherConfig,
+        start: Option<&WarmStart>,
+    ) -> (Matcher, WarmStart) {
+        Matcher::train_prepared(self, config, start)
+    }
+}
+
 /// One language's part of a [`WarmStart`].
 #[derive(Debug)]
 struct LangDuals {
@@ -1228,6 +1272,22 @@ impl Matcher {
         semantic: Option<(std::sync::Arc<dyn super::embed::Embedder>, SemanticSettings)>,
         start: Option<&WarmStart>,
     ) -> (Matcher, WarmStart) {
+        Self::train_prepared(Self::prepare_build(intents, tuning, semantic), config, start)
+    }
+
+    /// The lexical matcher's build up to its training: the examples
+    /// analysed, weighed and laid out for the solver. None of it depends on
+    /// the thresholds or on a warm start, so it can run while the
+    /// calibration finds them ([`PreparedBuild::train`] finishes the build).
+    pub(crate) fn prepare_lexical(intents: Vec<TrainingIntent>) -> PreparedBuild {
+        Self::prepare_build(intents, Tuning::default(), None)
+    }
+
+    fn prepare_build(
+        intents: Vec<TrainingIntent>,
+        tuning: Tuning,
+        semantic: Option<(std::sync::Arc<dyn super::embed::Embedder>, SemanticSettings)>,
+    ) -> PreparedBuild {
         let stemmers = Stemmers::new();
 
         // Merge intents by id, keeping first-seen order.
@@ -1352,8 +1412,7 @@ impl Matcher {
             }
             v
         };
-        let mut indexes: Vec<LangIndex> = Vec::new();
-        let mut solved = WarmStart::default();
+        let mut langs: Vec<PreparedLang> = Vec::new();
         let mut by_lang: BTreeMap<String, Vec<(usize, Numbered)>> = BTreeMap::new();
         for ((lang, intent), tfs) in groups {
             by_lang.entry(lang).or_default().push((intent, tfs));
@@ -1398,7 +1457,6 @@ impl Matcher {
                 .enumerate()
                 .flat_map(|(k, g)| std::iter::repeat_n(k, (g.end - g.start) as usize))
                 .collect();
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             // The embedding centroids (semantic tier) follow the lexical ones.
             centroids.extend(dense_centroids);
             let settings = SvmSettings {
@@ -1411,18 +1469,74 @@ impl Matcher {
                 .iter()
                 .map(|g| key_hash(&entries[g.intent].id))
                 .collect();
-            let first =
-                start.map_or_else(Duals::default, |s| s.start(&lang, &doc_keys, &class_keys));
-            let (mut linear, duals) = LinearModel::train(
+            let problem = Problem::new(
                 &docs,
-                &labels,
+                labels,
                 index_groups.len(),
-                &centroids,
+                centroids,
                 features,
                 settings,
-                threads,
-                &first,
             );
+            langs.push(PreparedLang {
+                lang,
+                docs,
+                index_groups,
+                doc_keys,
+                class_keys,
+                problem,
+            });
+        }
+        PreparedBuild {
+            tuning,
+            stemmers,
+            entries,
+            vocab,
+            kinds,
+            idf,
+            idf_unseen,
+            n_docs,
+            token_tables,
+            caches,
+            semantic,
+            langs,
+        }
+    }
+
+    /// Trains a [`PreparedBuild`] (see [`PreparedBuild::train`]).
+    fn train_prepared(
+        prepared: PreparedBuild,
+        config: MatcherConfig,
+        start: Option<&WarmStart>,
+    ) -> (Matcher, WarmStart) {
+        let PreparedBuild {
+            tuning,
+            stemmers,
+            entries,
+            vocab,
+            kinds,
+            idf,
+            idf_unseen,
+            n_docs,
+            mut token_tables,
+            caches,
+            semantic,
+            langs,
+        } = prepared;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut indexes: Vec<LangIndex> = Vec::new();
+        let mut solved = WarmStart::default();
+        for PreparedLang {
+            lang,
+            docs,
+            index_groups,
+            doc_keys,
+            class_keys,
+            problem,
+        } in langs
+        {
+            let first =
+                start.map_or_else(Duals::default, |s| s.start(&lang, &doc_keys, &class_keys));
+            let (mut linear, duals) = problem.solve(threads, &first);
             solved.langs.push(LangDuals {
                 lang: lang.clone(),
                 docs: doc_keys,
