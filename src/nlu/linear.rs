@@ -4,12 +4,16 @@
 //! 2008, the liblinear solver that scikit-learn's `LinearSVC` uses), with a
 //! bias term regularised like a weight (liblinear's `-B 1`) and liblinear's
 //! shrinking (examples that stay at a bound leave the passes until the last
-//! check), so that later passes walk mostly the support vectors. The
-//! solver sees features whose columns are proportional (such as the
-//! n-grams of a rare word) as one, for the same solution ([`Compact`]). A
-//! training can start from another's dual solution ([`Duals`]: the calibration
-//! round's for the final build), and its classes go to whichever thread is
-//! free; the model does not depend on the threads.
+//! check), so that later passes walk mostly the support vectors. Eight
+//! classes are solved in lockstep ([`train_block`]): their weights for a
+//! feature share one row, so a visit reads an example and its rows once for
+//! all eight. The solver sees features whose columns are proportional (such
+//! as the n-grams of a rare word) as one, for the same solution
+//! ([`Compact`]). A training can start from another's dual solution
+//! ([`Duals`]: the calibration round's for the final build), its documents
+//! can be laid out before that start is known ([`Problem`]), and its blocks
+//! of classes go to whichever thread is free; the model does not depend on
+//! the threads.
 //!
 //! The weights are kept feature-major (one row of column weights per
 //! feature), so scoring a query costs one row per query feature, whatever
@@ -195,41 +199,58 @@ impl Problem {
             };
             return (LinearModel::from_columns(&trained, &fixed, features), duals);
         };
-        // Per class: (dense weights, bias, non-zero alphas).
-        let solve = |class: usize, scratch: &mut Scratch| {
-            scratch.alpha.fill(0.0);
-            for &(i, a) in start.of(class) {
-                if let Some(slot) = scratch.alpha.get_mut(i as usize)
-                    && a.is_finite()
-                    && a > 0.0
-                {
-                    *slot = a.min(training.upper);
+        // Per block of classes: per class (dense weights, bias, non-zero
+        // alphas, visits).
+        let n = training.qd.len();
+        let blocks = classes.div_ceil(BLOCK);
+        let solve = |block: usize, scratch: &mut BlockScratch| {
+            let first = block * BLOCK;
+            let lanes = (classes - first).min(BLOCK);
+            scratch.alpha.clear();
+            scratch.alpha.resize(n, [0.0; BLOCK]);
+            for k in 0..lanes {
+                for &(i, a) in start.of(first + k) {
+                    if let Some(slot) = scratch.alpha.get_mut(i as usize)
+                        && a.is_finite()
+                        && a > 0.0
+                    {
+                        slot[k] = a.min(training.upper);
+                    }
                 }
             }
-            let mut w = vec![0.0_f32; training.compact.features];
-            let train = match &training.solver.ids {
-                SolverIds::Narrow(_) => train_one::<u16>,
-                SolverIds::Wide(_) => train_one::<u32>,
-            };
-            let (b, visits) = train(
+            let (b, visits) = train_block(
                 &training,
                 &labels,
-                class,
+                first,
+                lanes,
                 settings,
-                &mut w,
+                &mut scratch.w,
                 &mut scratch.alpha,
                 &mut scratch.order,
             );
-            let alphas: Vec<(u32, f32)> = scratch
-                .alpha
-                .iter()
-                .enumerate()
-                .filter(|&(_, &a)| a != 0.0)
-                .map(|(i, &a)| (i as u32, a))
-                .collect();
-            (training.compact.expand(&w), b, alphas, visits)
+            (0..lanes)
+                .map(|k| {
+                    let w: Vec<f32> = scratch.w.iter().map(|row| row[k]).collect();
+                    let alphas: Vec<(u32, f32)> = scratch
+                        .alpha
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, a)| a[k] != 0.0)
+                        .map(|(i, a)| (i as u32, a[k]))
+                        .collect();
+                    (training.compact.expand(&w), b[k], alphas, visits[k])
+                })
+                .collect::<Vec<_>>()
         };
-        let solved = for_each_class(classes, threads, training.qd.len(), solve);
+        let scratch = || BlockScratch {
+            alpha: Vec::with_capacity(n),
+            w: Vec::new(),
+            order: Vec::with_capacity(n),
+        };
+        let solved: Vec<_> = for_each_class(blocks, threads, scratch, solve)
+            .into_iter()
+            .flatten()
+            .collect();
         // The merged documents are not needed for the rows: free them first.
         drop(training);
         let mut trained = Vec::with_capacity(classes);
@@ -730,30 +751,29 @@ impl Duals {
     }
 }
 
-/// One solver thread's buffers.
-struct Scratch {
-    /// One dual variable per document.
-    alpha: Vec<f32>,
+/// One solver thread's buffers for [`train_block`].
+struct BlockScratch {
+    /// The block's dual variables, one row per document.
+    alpha: Vec<Lanes>,
+    /// The block's weights, one row per (merged) feature.
+    w: Vec<Lanes>,
     /// The order of a pass.
-    order: Vec<usize>,
+    order: Vec<u32>,
 }
 
 /// `solve(class, scratch)` for every class in `0..classes`, results in class
 /// order, on up to `threads` threads (this one included) that each take the
 /// next class when they finish one, so that a thread on a busy core holds
-/// back nobody; one thread: no thread is started. Classes are solved
-/// independently, so the results do not depend on the threads.
-fn for_each_class<T: Send>(
+/// back nobody; one thread: no thread is started. Each thread makes its own
+/// buffers with `scratch`. Classes are solved independently, so the results
+/// do not depend on the threads.
+fn for_each_class<S, T: Send>(
     classes: usize,
     threads: usize,
-    docs: usize,
-    solve: impl Fn(usize, &mut Scratch) -> T + Sync,
+    scratch: impl Fn() -> S + Sync,
+    solve: impl Fn(usize, &mut S) -> T + Sync,
 ) -> Vec<T> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let scratch = || Scratch {
-        alpha: vec![0.0; docs],
-        order: Vec::with_capacity(docs),
-    };
     let threads = threads.clamp(1, classes.max(1));
     if threads == 1 {
         let mut buffers = scratch();
@@ -1064,15 +1084,14 @@ impl Training {
     }
 
     /// Asks the processor to bring document `i` into the cache, with its
-    /// label and its variable from `labels` and `alpha`.
+    /// label and its variables from `labels` and `alpha`.
     #[inline(always)]
-    fn prefetch<I: SolverId>(&self, ids: &[I], i: usize, labels: &[usize], alpha: &[f32]) {
+    fn prefetch<I: SolverId>(&self, ids: &[I], i: usize, labels: &[usize], alpha: &[Lanes]) {
         let (from, to) = self.solver.span(i);
         prefetch(ids.get(from..to).unwrap_or(&[]));
         prefetch(self.solver.values.get(from..to).unwrap_or(&[]));
-        for one in [self.qd.get(i..=i), alpha.get(i..=i)].into_iter().flatten() {
-            prefetch(one);
-        }
+        prefetch(self.qd.get(i..=i).unwrap_or(&[]));
+        prefetch(alpha.get(i..=i).unwrap_or(&[]));
         prefetch(labels.get(i..=i).unwrap_or(&[]));
     }
 
@@ -1094,8 +1113,6 @@ impl Training {
 trait SolverId: Copy + Send + Sync {
     /// The id as an index into the weights.
     fn index(self) -> usize;
-    /// The ids of `all` if they are of this type (empty otherwise).
-    fn of(all: &SolverIds) -> &[Self];
 }
 
 impl SolverId for u16 {
@@ -1103,26 +1120,12 @@ impl SolverId for u16 {
     fn index(self) -> usize {
         self as usize
     }
-
-    fn of(all: &SolverIds) -> &[u16] {
-        match all {
-            SolverIds::Narrow(ids) => ids,
-            SolverIds::Wide(_) => &[],
-        }
-    }
 }
 
 impl SolverId for u32 {
     #[inline(always)]
     fn index(self) -> usize {
         self as usize
-    }
-
-    fn of(all: &SolverIds) -> &[u32] {
-        match all {
-            SolverIds::Wide(ids) => ids,
-            SolverIds::Narrow(_) => &[],
-        }
     }
 }
 
@@ -1191,47 +1194,137 @@ fn prefetch<T>(items: &[T]) {
     let _ = items;
 }
 
-/// Dual coordinate descent for one class against the rest, from the point
-/// `alpha` (one per document, within the bounds; all 0 for a cold start);
-/// leaves the solution in `alpha`, the weights in `w` and returns the bias
-/// and the documents visited. `w` and `order` are scratch, reset here.
-fn train_one<I: SolverId>(
+/// Classes trained together by [`train_block`]: their weights for a
+/// feature sit side by side in one 32-byte row.
+const BLOCK: usize = 8;
+
+/// One value per class of a block.
+type Lanes = [f32; BLOCK];
+
+/// Dual coordinate descent for the classes `first..first + lanes` (at most
+/// [`BLOCK`]), each against the rest, in lockstep: a pass visits the
+/// documents once in a random order, and each visit reads the document and
+/// its features' weight rows once for all the block's classes and updates
+/// each class's variable as the one-class solver would (Hsieh et al. 2008).
+/// A class stops (its variables and weights frozen) once the spread of its
+/// projected gradients over a whole pass is below the tolerance; the block
+/// stops when all have. Starts from `alpha` (one row per document, within
+/// the bounds; 0 beyond `lanes`) and leaves the solution there, the
+/// weights in `w` (one row per feature); returns the biases and each
+/// class's documents visited. `w` and `order` are scratch, reset here.
+#[allow(clippy::too_many_arguments)]
+fn train_block(
     training: &Training,
     labels: &[usize],
-    class: usize,
+    first: usize,
+    lanes: usize,
     settings: SvmSettings,
-    w: &mut [f32],
-    alpha: &mut [f32],
-    order: &mut Vec<usize>,
-) -> (f32, u64) {
+    w: &mut Vec<Lanes>,
+    alpha: &mut [Lanes],
+    order: &mut Vec<u32>,
+) -> (Lanes, [u64; BLOCK]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor has AVX, checked just above.
+        return unsafe {
+            train_block_avx(training, labels, first, lanes, settings, w, alpha, order)
+        };
+    }
+    match &training.solver.ids {
+        SolverIds::Narrow(ids) => train_block_with(
+            training, ids, labels, first, lanes, settings, w, alpha, order,
+        ),
+        SolverIds::Wide(ids) => train_block_with(
+            training, ids, labels, first, lanes, settings, w, alpha, order,
+        ),
+    }
+}
+
+/// [`train_block`] compiled for AVX: the lanes in one register. The same
+/// operations in the same order (no fused multiply-add), so the same bits.
+///
+/// # Safety
+///
+/// The processor supports AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn train_block_avx(
+    training: &Training,
+    labels: &[usize],
+    first: usize,
+    lanes: usize,
+    settings: SvmSettings,
+    w: &mut Vec<Lanes>,
+    alpha: &mut [Lanes],
+    order: &mut Vec<u32>,
+) -> (Lanes, [u64; BLOCK]) {
+    match &training.solver.ids {
+        SolverIds::Narrow(ids) => train_block_with(
+            training, ids, labels, first, lanes, settings, w, alpha, order,
+        ),
+        SolverIds::Wide(ids) => train_block_with(
+            training, ids, labels, first, lanes, settings, w, alpha, order,
+        ),
+    }
+}
+
+/// [`train_block`] over the documents' ids `ids`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn train_block_with<I: SolverId>(
+    training: &Training,
+    ids: &[I],
+    labels: &[usize],
+    first: usize,
+    lanes: usize,
+    settings: SvmSettings,
+    w: &mut Vec<Lanes>,
+    alpha: &mut [Lanes],
+    order: &mut Vec<u32>,
+) -> (Lanes, [u64; BLOCK]) {
     let n = training.qd.len();
-    let ids = I::of(&training.solver.ids);
+    let features = training.compact.features;
     // Every feature id of the documents indexes `w` (see `Compact::docs`):
     // the loops below read and write it unchecked.
-    assert!(w.len() == training.compact.features && alpha.len() == n && labels.len() >= n);
-    assert_eq!(ids.len(), training.solver.entries(), "the solver's id type");
-    w.fill(0.0);
-    let mut b = 0.0_f32;
+    assert!(alpha.len() == n && labels.len() >= n && lanes <= BLOCK);
+    assert_eq!(ids.len(), training.solver.entries(), "the solver's ids");
+    w.clear();
+    w.resize(features, [0.0; BLOCK]);
+    // +1 for the block's own class, -1 for the rest.
+    let y_of = |i: usize| -> Lanes {
+        let mut y = [-1.0; BLOCK];
+        if let Some(k) = labels[i].checked_sub(first).filter(|&k| k < BLOCK) {
+            y[k] = 1.0;
+        }
+        y
+    };
+    let mut b = [0.0_f32; BLOCK];
     // The weights of the starting point: w = sum of alpha_i y_i x_i.
-    for (i, &a) in alpha.iter().enumerate() {
-        if a != 0.0 {
-            let d = if labels[i] == class { a } else { -a };
+    for (i, a) in alpha.iter().enumerate() {
+        if a.iter().any(|&x| x != 0.0) {
+            let y = y_of(i);
+            let d: Lanes = std::array::from_fn(|k| a[k] * y[k]);
             // SAFETY: the ids are below `w.len()`, asserted above.
-            unsafe { add_to(w, training.doc(ids, i), d) };
-            b += d;
+            unsafe { add_rows(w, training.doc(ids, i), &d) };
+            for k in 0..BLOCK {
+                b[k] += d[k];
+            }
         }
     }
     let (diag, upper, qd) = (training.diag, training.upper, &training.qd);
     order.clear();
-    order.extend(0..n);
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ class as u64;
-    // Shrinking (liblinear): an example at a bound whose gradient points
-    // outwards beyond the last pass's spread leaves the active set, so later
-    // passes walk mostly the support vectors; all of them are checked again
-    // before stopping.
+    order.extend(0..n as u32);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ first as u64;
+    let mut live: [bool; BLOCK] = std::array::from_fn(|k| k < lanes);
+    let mut visits = [0_u64; BLOCK];
+    // Shrinking (liblinear), for the block: a document at a bound whose
+    // gradient points outwards beyond the last pass's spread, for every
+    // class still training, leaves the active set, so later passes walk
+    // mostly the support vectors; all of them are checked again before a
+    // class stops.
     let mut active = n;
-    let mut visits = 0_u64;
-    let (mut pg_max_old, mut pg_min_old) = (f32::INFINITY, f32::NEG_INFINITY);
+    let (mut pg_max_old, mut pg_min_old) = ([f32::INFINITY; BLOCK], [f32::NEG_INFINITY; BLOCK]);
     for _ in 0..settings.max_epochs {
         // A fresh random order each pass (seeded: builds are reproducible).
         for i in (1..active).rev() {
@@ -1242,11 +1335,15 @@ fn train_one<I: SolverId>(
             // quicker division than in 64.
             order.swap(i, ((seed >> 33) as u32 % (i as u32 + 1)) as usize);
         }
-        for &i in order.iter().take(DOC_PREFETCH_AHEAD.min(active)) {
-            training.prefetch(ids, i, labels, alpha);
+        for (k, v) in visits.iter_mut().enumerate() {
+            if live[k] {
+                *v += active as u64;
+            }
         }
-        let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
-        visits += active as u64;
+        for &i in order.iter().take(DOC_PREFETCH_AHEAD.min(active)) {
+            training.prefetch(ids, i as usize, labels, alpha);
+        }
+        let (mut pg_max, mut pg_min) = ([f32::NEG_INFINITY; BLOCK], [f32::INFINITY; BLOCK]);
         let mut s = 0;
         while s < active {
             // The document DOC_PREFETCH_AHEAD places on, unless shrinking
@@ -1255,106 +1352,140 @@ fn train_one<I: SolverId>(
                 .get(s + DOC_PREFETCH_AHEAD)
                 .filter(|_| s + DOC_PREFETCH_AHEAD < active)
             {
-                training.prefetch(ids, ahead, labels, alpha);
+                training.prefetch(ids, ahead as usize, labels, alpha);
             }
-            let i = order[s];
+            let i = order[s] as usize;
             let x = training.doc(ids, i);
-            let y = if labels[i] == class { 1.0 } else { -1.0 };
             // SAFETY: the ids are below `w.len()`, asserted above.
-            let dot = unsafe { dot(w, x) } + b;
-            let g = y * dot - 1.0 + diag * alpha[i];
-            let pg = if alpha[i] == 0.0 {
-                if g > pg_max_old {
-                    active -= 1;
-                    order.swap(s, active);
-                    continue;
-                }
-                g.min(0.0)
-            } else if alpha[i] >= upper {
-                if g < pg_min_old {
-                    active -= 1;
-                    order.swap(s, active);
-                    continue;
-                }
-                g.max(0.0)
-            } else {
-                g
-            };
+            let dot = unsafe { dot_rows(w, x) };
+            let y = y_of(i);
+            let a = &mut alpha[i];
+            let mut g = [0.0_f32; BLOCK];
+            let mut shrink = true;
+            for k in 0..BLOCK {
+                g[k] = y[k] * (dot[k] + b[k]) - 1.0 + diag * a[k];
+                let outward = (a[k] == 0.0 && g[k] > pg_max_old[k])
+                    || (a[k] >= upper && g[k] < pg_min_old[k]);
+                shrink &= outward || !live[k];
+            }
+            if shrink {
+                active -= 1;
+                order.swap(s, active);
+                continue;
+            }
             s += 1;
-            pg_max = pg_max.max(pg);
-            pg_min = pg_min.min(pg);
-            if pg.abs() > 1e-12 {
-                let old = alpha[i];
-                alpha[i] = (old - g / qd[i]).clamp(0.0, upper);
-                let d = (alpha[i] - old) * y;
-                if d != 0.0 {
-                    // SAFETY: the ids are below `w.len()`, asserted above.
-                    unsafe { add_to(w, x, d) };
-                    b += d;
+            let mut d = [0.0_f32; BLOCK];
+            let mut changed = false;
+            for k in 0..BLOCK {
+                let pg = if a[k] == 0.0 {
+                    g[k].min(0.0)
+                } else if a[k] >= upper {
+                    g[k].max(0.0)
+                } else {
+                    g[k]
+                };
+                if live[k] {
+                    pg_max[k] = pg_max[k].max(pg);
+                    pg_min[k] = pg_min[k].min(pg);
+                    if pg.abs() > 1e-12 {
+                        let old = a[k];
+                        a[k] = (old - g[k] / qd[i]).clamp(0.0, upper);
+                        d[k] = (a[k] - old) * y[k];
+                        changed |= d[k] != 0.0;
+                    }
+                }
+            }
+            if changed {
+                // SAFETY: the ids are below `w.len()`, asserted above.
+                unsafe { add_rows(w, x, &d) };
+                for k in 0..BLOCK {
+                    b[k] += d[k];
                 }
             }
         }
-        if pg_max - pg_min < settings.eps {
-            if active == n {
+        let converged: [bool; BLOCK] =
+            std::array::from_fn(|k| !live[k] || pg_max[k] - pg_min[k] < settings.eps);
+        if active == n {
+            // A whole pass: the classes within the tolerance are done.
+            for k in 0..BLOCK {
+                live[k] &= !converged[k];
+            }
+            if !live.contains(&true) {
                 break;
             }
-            // Converged on the active set: check every example again.
+        } else if !converged.contains(&false) {
+            // Converged on the active set: check every document again.
             active = n;
-            pg_max_old = f32::INFINITY;
-            pg_min_old = f32::NEG_INFINITY;
+            pg_max_old = [f32::INFINITY; BLOCK];
+            pg_min_old = [f32::NEG_INFINITY; BLOCK];
             continue;
         }
-        pg_max_old = if pg_max <= 0.0 { f32::INFINITY } else { pg_max };
-        pg_min_old = if pg_min >= 0.0 {
-            f32::NEG_INFINITY
-        } else {
-            pg_min
-        };
+        for k in 0..BLOCK {
+            pg_max_old[k] = if pg_max[k] <= 0.0 {
+                f32::INFINITY
+            } else {
+                pg_max[k]
+            };
+            pg_min_old[k] = if pg_min[k] >= 0.0 {
+                f32::NEG_INFINITY
+            } else {
+                pg_min[k]
+            };
+        }
     }
     (b, visits)
 }
 
-/// `w += d x`, `x` as (ids, values).
+/// `w[f] += d x_f` for each feature `f` of `x` (as (ids, values)).
 ///
 /// # Safety
 ///
 /// Every feature id of `x` is below `w.len()`.
 #[inline(always)]
-unsafe fn add_to<I: SolverId>(w: &mut [f32], (ids, values): (&[I], &[f32]), d: f32) {
+unsafe fn add_rows<I: SolverId>(w: &mut [Lanes], (ids, values): (&[I], &[f32]), d: &Lanes) {
     for (&f, &v) in ids.iter().zip(values) {
         debug_assert!(f.index() < w.len());
         // SAFETY: in bounds, as the caller guarantees.
-        unsafe { *w.get_unchecked_mut(f.index()) += d * v };
+        let row = unsafe { w.get_unchecked_mut(f.index()) };
+        for k in 0..BLOCK {
+            row[k] += d[k] * v;
+        }
     }
 }
 
-/// `w · x`, `x` as (ids, values), in four independent sums (the additions
-/// of one sum wait on each other; four keep the processor busy).
+/// `w · x` for each lane, `x` as (ids, values), in two interleaved sums
+/// per lane (the additions of one sum wait on each other).
 ///
 /// # Safety
 ///
 /// Every feature id of `x` is below `w.len()`.
 #[inline(always)]
-unsafe fn dot<I: SolverId>(w: &[f32], (ids, values): (&[I], &[f32])) -> f32 {
-    let weight = |f: I| {
+unsafe fn dot_rows<I: SolverId>(w: &[Lanes], (ids, values): (&[I], &[f32])) -> Lanes {
+    let row = |f: I| {
         debug_assert!(f.index() < w.len());
         // SAFETY: in bounds, as the caller guarantees.
-        unsafe { *w.get_unchecked(f.index()) }
+        unsafe { w.get_unchecked(f.index()) }
     };
     let len = ids.len().min(values.len());
     let (ids, values) = (&ids[..len], &values[..len]);
-    let mut sums = [0.0_f32; 4];
-    let id_chunks = ids.chunks_exact(4);
-    let value_chunks = values.chunks_exact(4);
-    let (id_rest, value_rest) = (id_chunks.remainder(), value_chunks.remainder());
-    for (fs, vs) in id_chunks.zip(value_chunks) {
+    let mut sums = [[0.0_f32; BLOCK]; 2];
+    let id_pairs = ids.chunks_exact(2);
+    let value_pairs = values.chunks_exact(2);
+    let (id_rest, value_rest) = (id_pairs.remainder(), value_pairs.remainder());
+    for (fs, vs) in id_pairs.zip(value_pairs) {
         for ((sum, &f), &v) in sums.iter_mut().zip(fs).zip(vs) {
-            *sum += weight(f) * v;
+            let r = row(f);
+            for k in 0..BLOCK {
+                sum[k] += r[k] * v;
+            }
         }
     }
-    let mut total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+    let mut total: Lanes = std::array::from_fn(|k| sums[0][k] + sums[1][k]);
     for (&f, &v) in id_rest.iter().zip(value_rest) {
-        total += weight(f) * v;
+        let r = row(f);
+        for k in 0..BLOCK {
+            total[k] += r[k] * v;
+        }
     }
     total
 }
@@ -1509,8 +1640,8 @@ mod tests {
         assert!(out.iter().all(|&s| s < 0.0), "{out:?}");
     }
 
-    #[test]
-    fn narrow_and_wide_ids_train_the_same() {
+    /// Sixty documents of four classes over 80 features.
+    fn four_classes() -> (Docs, Vec<usize>) {
         let docs: Docs = (0..60_u32)
             .map(|i| {
                 let mut x = vec![
@@ -1524,57 +1655,147 @@ mod tests {
             .collect::<Vec<Sparse>>()
             .as_slice()
             .into();
-        let labels: Vec<usize> = (0..60).map(|i| i % 4).collect();
+        (docs, (0..60).map(|i| i % 4).collect())
+    }
+
+    /// The solution of `train_block_with` over `ids`, bit for bit.
+    type Solution = (Vec<Lanes>, Vec<Lanes>, Lanes, [u64; BLOCK]);
+
+    /// A run of the block solver on (documents, weights, alphas, order).
+    type BlockRun<'a> = &'a dyn Fn(
+        &Training,
+        &mut Vec<Lanes>,
+        &mut [Lanes],
+        &mut Vec<u32>,
+    ) -> (Lanes, [u64; BLOCK]);
+
+    fn solve_block(training: &Training, lanes: usize, how: BlockRun<'_>) -> Solution {
+        let mut w = Vec::new();
+        let mut alpha = vec![[0.0; BLOCK]; training.qd.len()];
+        let mut order = Vec::new();
+        let (b, visits) = how(training, &mut w, &mut alpha, &mut order);
+        assert!(visits[..lanes].iter().all(|&v| v > 0));
+        assert!(visits[lanes..].iter().all(|&v| v == 0));
+        (w, alpha, b, visits)
+    }
+
+    #[test]
+    fn narrow_and_wide_ids_and_any_instruction_set_train_the_same() {
+        let (docs, labels) = four_classes();
         let settings = SvmSettings::default();
         let mut training = Training::new(&docs, 80, settings, true);
-        assert!(matches!(training.solver.ids, SolverIds::Narrow(_)));
-        let run = |training: &Training, class: usize, wide: bool| {
-            let mut w = vec![0.0; training.compact.features];
-            let mut alpha = vec![0.0; 60];
-            let mut order = Vec::new();
-            let train = if wide {
-                train_one::<u32>
-            } else {
-                train_one::<u16>
-            };
-            let (b, visits) = train(
-                training, &labels, class, settings, &mut w, &mut alpha, &mut order,
-            );
-            (w, alpha, b.to_bits(), visits)
+        let SolverIds::Narrow(narrow_ids) = &training.solver.ids else {
+            panic!("80 features fit in u16");
         };
-        let narrow: Vec<_> = (0..4).map(|c| run(&training, c, false)).collect();
+        let narrow_ids = narrow_ids.clone();
+        let plain = solve_block(&training, 4, &|t, w, a, o| {
+            train_block_with(t, &narrow_ids, &labels, 0, 4, settings, w, a, o)
+        });
+        assert!(plain.0.iter().any(|row| row.iter().any(|&x| x != 0.0)));
+        // The dispatching entry point (AVX where the processor has it).
+        let dispatched = solve_block(&training, 4, &|t, w, a, o| {
+            train_block(t, &labels, 0, 4, settings, w, a, o)
+        });
+        assert_eq!(dispatched, plain);
         let compact = Compact::new(&docs, 80, true);
         training.solver = SolverDocs::new(&compact.docs, false);
-        assert!(matches!(training.solver.ids, SolverIds::Wide(_)));
-        for (c, want) in narrow.iter().enumerate() {
-            assert_eq!(&run(&training, c, true), want, "class {c}");
+        let SolverIds::Wide(wide_ids) = &training.solver.ids else {
+            panic!("asked for u32 ids");
+        };
+        let wide_ids = wide_ids.clone();
+        let wide = solve_block(&training, 4, &|t, w, a, o| {
+            train_block_with(t, &wide_ids, &labels, 0, 4, settings, w, a, o)
+        });
+        assert_eq!(wide, plain);
+        let dispatched = solve_block(&training, 4, &|t, w, a, o| {
+            train_block(t, &labels, 0, 4, settings, w, a, o)
+        });
+        assert_eq!(dispatched, plain);
+    }
+
+    #[test]
+    fn a_class_trains_to_the_same_decisions_alone_or_in_a_block() {
+        let (docs, labels) = four_classes();
+        let settings = SvmSettings {
+            eps: 0.01,
+            ..SvmSettings::default()
+        };
+        let training = Training::new(&docs, 80, settings, true);
+        let decisions = |solution: &Solution, k: usize| -> Vec<f32> {
+            docs.iter()
+                .map(|x| {
+                    let merged = training
+                        .compact
+                        .expand(&solution.0.iter().map(|row| row[k]).collect::<Vec<f32>>());
+                    x.iter().map(|&(f, v)| merged[f as usize] * v).sum::<f32>() + solution.2[k]
+                })
+                .collect()
+        };
+        let together = solve_block(&training, 4, &|t, w, a, o| {
+            train_block(t, &labels, 0, 4, settings, w, a, o)
+        });
+        for class in 0..4 {
+            let alone = solve_block(&training, 1, &|t, w, a, o| {
+                train_block(t, &labels, class, 1, settings, w, a, o)
+            });
+            let (a, b) = (decisions(&together, class), decisions(&alone, 0));
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!(
+                    (x - y).abs() < 0.05,
+                    "class {class}, document {i}: {x} vs {y}"
+                );
+            }
+            // A trained class: its documents score above the others.
+            let mean = |own: bool| {
+                let picked: Vec<f32> = (0..60)
+                    .filter(|&i| (labels[i] == class) == own)
+                    .map(|i| a[i])
+                    .collect();
+                picked.iter().sum::<f32>() / picked.len() as f32
+            };
             assert!(
-                want.3 > 0 && want.0.iter().any(|&x| x != 0.0),
-                "class {c} trained"
+                mean(true) > mean(false),
+                "class {class}: {} vs {}",
+                mean(true),
+                mean(false)
             );
         }
     }
 
     #[test]
-    fn dot_products_of_any_length() {
-        let w: Vec<f32> = (0..16).map(|i| i as f32 * 0.5).collect();
+    fn row_dot_products_and_updates_of_any_length() {
+        let w: Vec<Lanes> = (0..16)
+            .map(|i| std::array::from_fn(|k| i as f32 * 0.5 - k as f32))
+            .collect();
+        let d: Lanes = std::array::from_fn(|k| k as f32 * 0.25 - 1.0);
         for len in 0..10_u32 {
             let x: Sparse = (0..len).map(|f| (f, 1.0 + f as f32)).collect();
-            let want: f32 = x.iter().map(|&(f, v)| w[f as usize] * v).sum();
             let ids: Vec<u16> = x.iter().map(|&(f, _)| f as u16).collect();
             let wide: Vec<u32> = x.iter().map(|&(f, _)| f).collect();
             let values: Vec<f32> = x.iter().map(|&(_, v)| v).collect();
             // SAFETY: every id is below 16.
-            let (narrow_dot, wide_dot) =
-                unsafe { (dot(&w, (&ids, &values)), dot(&w, (&wide, &values))) };
-            assert!((narrow_dot - want).abs() < 1e-4, "length {len}");
+            let (narrow_dot, wide_dot) = unsafe {
+                (
+                    dot_rows(&w, (&ids, &values)),
+                    dot_rows(&w, (&wide, &values)),
+                )
+            };
             assert_eq!(narrow_dot, wide_dot, "length {len}");
+            for k in 0..BLOCK {
+                let want: f32 = x.iter().map(|&(f, v)| w[f as usize][k] * v).sum();
+                assert!(
+                    (narrow_dot[k] - want).abs() < 1e-3,
+                    "length {len}, lane {k}"
+                );
+            }
             let mut added = w.clone();
             // SAFETY: as above.
-            unsafe { add_to(&mut added, (&ids, &values), -0.5) };
+            unsafe { add_rows(&mut added, (&ids, &values), &d) };
             for (f, (a, b)) in added.iter().zip(&w).enumerate() {
                 let v = x.get(f).map_or(0.0, |e| e.1);
-                assert_eq!(*a, b - 0.5 * v, "length {len}, feature {f}");
+                for k in 0..BLOCK {
+                    assert_eq!(a[k], b[k] + d[k] * v, "length {len}, feature {f}, lane {k}");
+                }
             }
         }
     }
@@ -1653,13 +1874,21 @@ mod tests {
     #[test]
     fn classes_run_in_order_on_any_number_of_threads() {
         for threads in [1, 2, 5, 64] {
-            let squares = for_each_class(17, threads, 3, |c, scratch| {
-                assert_eq!(scratch.alpha.len(), 3);
-                c * c
-            });
+            let squares = for_each_class(
+                17,
+                threads,
+                || vec![0_u8; 3],
+                |c, scratch: &mut Vec<u8>| {
+                    // Each thread's own buffers.
+                    assert_eq!(scratch.len(), 3);
+                    scratch.push(1);
+                    scratch.pop();
+                    c * c
+                },
+            );
             assert_eq!(squares, (0..17).map(|c| c * c).collect::<Vec<_>>());
         }
-        assert!(for_each_class(0, 4, 3, |c, _| c).is_empty());
+        assert!(for_each_class(0, 4, || (), |c, _| c).is_empty());
     }
 
     /// Decision values of every class for every document.

@@ -1272,7 +1272,11 @@ impl Matcher {
         semantic: Option<(std::sync::Arc<dyn super::embed::Embedder>, SemanticSettings)>,
         start: Option<&WarmStart>,
     ) -> (Matcher, WarmStart) {
-        Self::train_prepared(Self::prepare_build(intents, tuning, semantic), config, start)
+        Self::train_prepared(
+            Self::prepare_build(intents, tuning, semantic),
+            config,
+            start,
+        )
     }
 
     /// The lexical matcher's build up to its training: the examples
