@@ -136,6 +136,102 @@ fn fold_str(s: &str) -> String {
         .collect()
 }
 
+/// Which stem-vowel alternations [`unify_diphthongs`] undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Diphthongs {
+    /// Spanish `ie` → `e` and `ue` → `o`.
+    pub spanish: bool,
+    /// Italian `uo` → `o`.
+    pub italian_uo: bool,
+    /// Italian `ie` → `e`.
+    pub italian_ie: bool,
+}
+
+/// Undoes the diphthongisation of stressed stem vowels in a stem of
+/// language `lang`, so that the forms of one root share a stem whatever the
+/// stress: Spanish `despierta` / `despertar`, `recuerda` / `recordar`,
+/// `muestra` / `mostrar`, `llueve` / `llover`, `nieva` / `nevar`; Italian
+/// `suona` / `sonare`, `vuole` / `volere`. Spanish and Italian turned the
+/// Latin short `e` and `o` into `ie` and `ue` (Italian `uo`) where they
+/// were stressed and kept them where they were not, so inside a stem `ie`
+/// stands for `e` and `ue` for `o`. After `q` and `g` the `u` only spells the
+/// consonant (`que`, `guerra`) and stays. Other languages pass unchanged.
+pub fn unify_diphthongs<'a>(lang: &str, which: Diphthongs, stem: Cow<'a, str>) -> Cow<'a, str> {
+    let (ie, ue, uo) = match known(lang) {
+        Some(Known::Es) => (which.spanish, which.spanish, false),
+        Some(Known::It) => (which.italian_ie, false, which.italian_uo),
+        _ => return stem,
+    };
+    let bytes = stem.as_bytes();
+    let hit = |i: usize| -> bool {
+        let (a, b) = (bytes[i], bytes[i + 1]);
+        let after_qg = i > 0 && matches!(bytes[i - 1], b'q' | b'g');
+        (ie && a == b'i' && b == b'e')
+            || (ue && a == b'u' && b == b'e' && !after_qg)
+            || (uo && a == b'u' && b == b'o' && !after_qg)
+    };
+    if bytes.len() < 2 || !(0..bytes.len() - 1).any(hit) {
+        return stem;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 1 < bytes.len() && hit(i) {
+            out.push(if bytes[i] == b'i' { b'e' } else { b'o' });
+            i += 2;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    // ASCII pairs were replaced by ASCII bytes (never inside a multi-byte
+    // character): still UTF-8, nothing is lost.
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Spanish object pronouns that attach to the end of an imperative
+/// (`recuérda-me`, `cancéla-la`, `dí-me-lo`), longest first. `nos`, `os` and
+/// `les` are left out: after a vowel they are mostly plural endings
+/// (`caminos`, `actuales`).
+const CLITICS_ES: &[&str] = &[
+    "melos", "melas", "telos", "telas", "selos", "selas", "melo", "mela", "telo", "tela", "selo",
+    "sela", "los", "las", "me", "te", "se", "lo", "la", "le",
+];
+
+/// Italian ones (`ricorda-mi`, `mostra-me-lo`), longest first. `ci`, `vi`,
+/// `si`, `li`, `le`, `ne` and `gli` are left out: after a vowel they are
+/// mostly plural or number endings (`dieci`, `quali`, `settimane`).
+const CLITICS_IT: &[&str] = &[
+    "glielo", "gliela", "melo", "mela", "telo", "tela", "mi", "ti", "lo", "la",
+];
+
+/// The verb of a Spanish or Italian imperative with attached object
+/// pronouns (`recuerdame` → `recuerda`, `despiertame` → `despierta`,
+/// `cancelala` → `cancela`, `ricordami` → `ricorda`), or `None`.
+///
+/// Snowball strips attached pronouns only after infinitives and gerunds
+/// (`recordarme`, `ricordarmi`); in the imperative the verb ends in a vowel
+/// (Spanish `-a`/`-e`, Italian `-a`/`-e`/`-i`) and the pronoun follows it.
+/// Spelling alone cannot tell every such word from a noun with the same
+/// ending (`escuela`, `clase`), so the caller adds the verb as a feature of
+/// its own beside the word's, never instead of it. `word` is normalised
+/// (lower-case, accent-folded); the verb is at least three letters long.
+pub fn enclitic_host<'a>(lang: &str, word: &'a str) -> Option<&'a str> {
+    let (clitics, vowels): (&[&str], &[u8]) = match known(lang) {
+        Some(Known::Es) => (CLITICS_ES, b"ae"),
+        Some(Known::It) => (CLITICS_IT, b"aei"),
+        _ => return None,
+    };
+    if !word.is_ascii() || word.len() > MAX_STEM_LEN {
+        return None;
+    }
+    clitics.iter().find_map(|clitic| {
+        let host = word.strip_suffix(clitic)?;
+        let last = *host.as_bytes().last()?;
+        (host.len() >= 3 && vowels.contains(&last)).then_some(host)
+    })
+}
+
 /// Whether `word` (normalised: lower-case, accent-folded) is a stop word of
 /// `lang` (ISO 639-1). Languages without a list have no stop words.
 pub fn is_stop_word(lang: &str, word: &str) -> bool {
@@ -415,6 +511,61 @@ mod tests {
                     assert_eq!(stem, word, "non-ASCII words are not stemmed");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn diphthongs_unify_stressed_and_unstressed_stems() {
+        let st = Stemmers::new();
+        let all = Diphthongs {
+            spanish: true,
+            italian_uo: true,
+            italian_ie: true,
+        };
+        let stem = |lang: &str, w: &str| unify_diphthongs(lang, all, st.stem(lang, w)).into_owned();
+        for (lang, a, b) in [
+            ("es", "despierta", "despertar"),
+            ("es", "muestra", "mostrar"),
+            ("es", "llueve", "llover"),
+            ("es", "cuenta", "contar"),
+            ("it", "suona", "sonare"),
+        ] {
+            assert_eq!(stem(lang, a), stem(lang, b), "{lang} {a} / {b}");
+        }
+        // After q and g the u spells the consonant; English is untouched.
+        assert_eq!(stem("es", "que"), "que");
+        assert_eq!(stem("es", "guerra"), st.stem("es", "guerra"));
+        assert_eq!(stem("en", "queue"), st.stem("en", "queue"));
+        assert_eq!(stem("en", "pie"), "pie");
+        // Off: unchanged.
+        let off = Diphthongs::default();
+        assert_eq!(
+            unify_diphthongs("es", off, Cow::Borrowed("despiert")),
+            "despiert"
+        );
+    }
+
+    #[test]
+    fn enclitic_hosts() {
+        for (lang, word, host) in [
+            ("es", "recuerdame", Some("recuerda")),
+            ("es", "despiertame", Some("despierta")),
+            ("es", "recuerdamelo", Some("recuerda")),
+            ("es", "cancelala", Some("cancela")),
+            ("it", "ricordami", Some("ricorda")),
+            ("it", "mostramelo", Some("mostra")),
+            // Too short a verb, no vowel before the pronoun, plural endings,
+            // other languages.
+            ("es", "dime", None),
+            ("es", "alarma", None),
+            ("es", "caminos", None),
+            ("es", "actuales", None),
+            ("it", "dieci", None),
+            ("it", "quali", None),
+            ("en", "someone", None),
+            ("es", "recuérdame", None),
+        ] {
+            assert_eq!(enclitic_host(lang, word), host, "{lang} {word}");
         }
     }
 
