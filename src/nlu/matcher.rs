@@ -67,7 +67,7 @@ use serde::{Deserialize, Serialize};
 use super::embed::{Semantic, SemanticSettings};
 use super::linear::{Docs, Duals, LinearModel, SvmSettings};
 use super::normalize::{normalize, tokens};
-use super::stem::{Diphthongs, Stemmers, enclitic_host, is_stop_word, unify_diphthongs};
+use super::stem::{Stemmers, is_stop_word};
 
 /// One intent to learn from: its id, its examples and its regex patterns.
 #[derive(Debug, Clone)]
@@ -267,19 +267,6 @@ struct Tuning {
     /// A question mark in the raw text adds the token `?` to its analysis
     /// (off: see [`analysed`] for what it measured).
     question: bool,
-    /// Stem-vowel alternations undone in the stems (see [`unify_diphthongs`]).
-    diphthongs: Diphthongs,
-    /// Weight of the bigram of two words with only stop words between them
-    /// (see [`content_pairs`]; 0: none).
-    content_bigrams: f32,
-    /// An imperative with attached pronouns also gives its verb's word
-    /// feature (see [`enclitic_host`]).
-    clitics: bool,
-    /// Weight of the bigram of the message's start and its first word
-    /// (0: none).
-    first_word: f32,
-    /// EXPERIMENT: the surface word as a feature beside its stem.
-    surface: bool,
 }
 
 impl Default for Tuning {
@@ -299,11 +286,6 @@ impl Default for Tuning {
             svm_l1: false,
             nearest_max: NEAREST_MAX_EXAMPLES,
             question: false,
-            diphthongs: Diphthongs::default(),
-            content_bigrams: 0.0,
-            clitics: false,
-            first_word: 0.0,
-            surface: false,
         }
     }
 }
@@ -363,9 +345,6 @@ struct LangIndex {
 struct KnownToken {
     /// Its word feature.
     word: u32,
-    /// The word feature of its verb when it is an imperative with attached
-    /// pronouns ([`host_stem`]), or [`NO_ROW`].
-    host: u32,
     /// Whether it is a stop word in this language.
     stop: bool,
     /// The row of the language's linear model that sums the rows of the
@@ -587,59 +566,6 @@ fn analysed<'a>(tuning: &Tuning, raw: &str, normalized: &'a str) -> Cow<'a, str>
     }
 }
 
-/// The stem of a normalised `token` in language `lang`: the Snowball stem
-/// with the tuning's stem-vowel alternations undone.
-fn stem_of<'a>(stemmers: &Stemmers, tuning: &Tuning, lang: &str, token: &'a str) -> Cow<'a, str> {
-    unify_diphthongs(lang, tuning.diphthongs, stemmers.stem(lang, token))
-}
-
-/// The stem of the verb in `token` when it is an imperative with attached
-/// pronouns and the tuning adds it, unless it is the token's own `stem`.
-fn host_stem<'a>(
-    stemmers: &Stemmers,
-    tuning: &Tuning,
-    lang: &str,
-    token: &'a str,
-    stem: &str,
-) -> Option<Cow<'a, str>> {
-    if tuning.surface && !tuning.clitics {
-        return (token != stem).then(|| Cow::Owned(format!("={token}")));
-    }
-    if !tuning.clitics {
-        return None;
-    }
-    let host = stem_of(stemmers, tuning, lang, enclitic_host(lang, token)?);
-    (host != stem).then_some(host)
-}
-
-/// Calls `pair(i, j)` for every two words `i < j - 1` that are not stop
-/// words with only stop words between them (`stops[k]`: whether word `k`
-/// is one): "borra *la* alarma", "borra *todas las* alarmas" and "borra
-/// alarma" then share the bigram of the verb and its object. Consecutive
-/// words already have their bigram.
-fn content_pairs(stops: impl Iterator<Item = bool>, mut pair: impl FnMut(usize, usize)) {
-    let mut last: Option<usize> = None;
-    for (j, stop) in stops.enumerate() {
-        if stop {
-            continue;
-        }
-        if let Some(i) = last
-            && i + 1 < j
-        {
-            pair(i, j);
-        }
-        last = Some(j);
-    }
-}
-
-/// The stem that stands for the start of a message in the bigram of its
-/// first word: no normalised token is `^`.
-const START: &str = "^";
-
-/// The word feature number that stands for [`START`] in the bigram caches'
-/// pair keys (no vocabulary has this many features).
-const START_WORD: u32 = u32::MAX - 1;
-
 /// Writes the key of a word unigram (`w` + stem) into `key`.
 fn word_key(key: &mut String, stem: &str) {
     key.clear();
@@ -681,13 +607,9 @@ fn extract_features(
     let mut stems: Vec<(String, bool)> = Vec::new();
     for token in tokens(normalized).take(MAX_TOKENS) {
         let stop = is_stop_word(lang, token);
-        let stem = stem_of(stemmers, tuning, lang, token);
+        let stem = stemmers.stem(lang, token);
         word_key(&mut scratch.key, &stem);
         emit(WORD, &scratch.key, word_weight(tuning, stop));
-        if let Some(host) = host_stem(stemmers, tuning, lang, token, &stem) {
-            word_key(&mut scratch.key, &host);
-            emit(WORD, &scratch.key, word_weight(tuning, stop));
-        }
         let chars = if stop { tuning.stop_chars } else { 1.0 };
         if chars > 0.0 {
             char_ngrams(token, tuning, &mut scratch, |key| emit(CHARS, key, chars));
@@ -703,18 +625,6 @@ fn extract_features(
                 word_weight(tuning, *a_stop && *b_stop),
             );
         }
-    }
-    if tuning.first_word > 0.0
-        && let Some((first, _)) = stems.first()
-    {
-        bigram_key(&mut scratch.key, START, first);
-        emit(BIGRAM, &scratch.key, tuning.first_word);
-    }
-    if tuning.content_bigrams > 0.0 {
-        content_pairs(stems.iter().map(|s| s.1), |i, j| {
-            bigram_key(&mut scratch.key, &stems[i].0, &stems[j].0);
-            emit(BIGRAM, &scratch.key, tuning.content_bigrams);
-        });
     }
 }
 
@@ -764,13 +674,10 @@ fn example_features(
         let seen = match tokens_seen.seen.get(&hash) {
             Some(&seen) => seen,
             None => {
-                // The token alone: its word and n-grams, no bigram (not
-                // even the first word's: it may not be first).
+                // The token alone: its word and n-grams, no bigram.
                 let from = tokens_seen.features.len() as u32;
                 extract_features(stemmers, tuning, token, lang, |kind, key, w| {
-                    if kind != BIGRAM {
-                        tokens_seen.features.push((id_of(kind, key), w));
-                    }
+                    tokens_seen.features.push((id_of(kind, key), w));
                 });
                 let seen = SeenToken {
                     from,
@@ -780,7 +687,7 @@ fn example_features(
                 };
                 tokens_seen
                     .stems
-                    .push(stem_of(stemmers, tuning, lang, token).into_owned());
+                    .push(stemmers.stem(lang, token).into_owned());
                 tokens_seen.seen.insert(hash, seen);
                 seen
             }
@@ -798,22 +705,6 @@ fn example_features(
             );
             tf.push((id_of(BIGRAM, &key), word_weight(tuning, a.stop && b.stop)));
         }
-    }
-    if tuning.first_word > 0.0
-        && let Some(first) = words.first()
-    {
-        bigram_key(&mut key, START, &tokens_seen.stems[first.stem as usize]);
-        tf.push((id_of(BIGRAM, &key), tuning.first_word));
-    }
-    if tuning.content_bigrams > 0.0 {
-        content_pairs(words.iter().map(|w| w.stop), |i, j| {
-            bigram_key(
-                &mut key,
-                &tokens_seen.stems[words[i].stem as usize],
-                &tokens_seen.stems[words[j].stem as usize],
-            );
-            tf.push((id_of(BIGRAM, &key), tuning.content_bigrams));
-        });
     }
 }
 
@@ -843,48 +734,24 @@ fn learn_tokens(
 ) {
     let mut scratch = Scratch::default();
     let mut previous: Option<u32> = None;
-    let mut words: Vec<(u32, bool)> = Vec::new();
-    // Caches the bigram of word features `a` and `b`.
-    let cache_pair = |a: u32,
-                      b: u32,
-                      key: &mut String,
-                      stem_text: &HashMap<u32, String>,
-                      bigrams: &mut FeatureMap<u32>| {
-        let pair = pair_key(a, b);
-        if !bigrams.contains_key(&pair)
-            && let (Some(a), Some(b)) = (stem_text.get(&a), stem_text.get(&b))
-        {
-            bigram_key(key, a, b);
-            if let Some(&id) = vocab.get(&key_hash(key)) {
-                bigrams.insert(pair, id);
-            }
-        }
-    };
     for token in tokens(normalized).take(MAX_TOKENS) {
         let hash = key_hash(token);
         let (word, stop) = match table.get(&hash) {
             Some(known) => (known.word, known.stop),
             None => {
                 let stop = is_stop_word(lang, token);
-                let stem = stem_of(stemmers, tuning, lang, token);
+                let stem = stemmers.stem(lang, token);
                 word_key(&mut scratch.key, &stem);
                 let Some(&word) = vocab.get(&key_hash(&scratch.key)) else {
                     // Cannot happen: extract_features added every word.
                     previous = None;
                     continue;
                 };
-                let host = host_stem(stemmers, tuning, lang, token, &stem)
-                    .and_then(|host| {
-                        word_key(&mut scratch.key, &host);
-                        vocab.get(&key_hash(&scratch.key)).copied()
-                    })
-                    .unwrap_or(NO_ROW);
                 stem_text.entry(word).or_insert_with(|| stem.into_owned());
                 table.insert(
                     hash,
                     KnownToken {
                         word,
-                        host,
                         stop,
                         chars_row: NO_ROW,
                         chars_sumsq: 0.0,
@@ -916,34 +783,17 @@ fn learn_tokens(
             }
         }
         if let Some(prev) = previous {
-            cache_pair(prev, word, &mut scratch.key, stem_text, &mut caches.bigrams);
-        }
-        previous = Some(word);
-        words.push((word, stop));
-    }
-    if tuning.first_word > 0.0
-        && let Some(&(first, _)) = words.first()
-    {
-        let pair = pair_key(START_WORD, first);
-        if !caches.bigrams.contains_key(&pair)
-            && let Some(stem) = stem_text.get(&first)
-        {
-            bigram_key(&mut scratch.key, START, stem);
-            if let Some(&id) = vocab.get(&key_hash(&scratch.key)) {
-                caches.bigrams.insert(pair, id);
+            let pair = pair_key(prev, word);
+            if !caches.bigrams.contains_key(&pair)
+                && let (Some(a), Some(b)) = (stem_text.get(&prev), stem_text.get(&word))
+            {
+                bigram_key(&mut scratch.key, a, b);
+                if let Some(&id) = vocab.get(&key_hash(&scratch.key)) {
+                    caches.bigrams.insert(pair, id);
+                }
             }
         }
-    }
-    if tuning.content_bigrams > 0.0 {
-        content_pairs(words.iter().map(|w| w.1), |i, j| {
-            cache_pair(
-                words[i].0,
-                words[j].0,
-                &mut scratch.key,
-                stem_text,
-                &mut caches.bigrams,
-            );
-        });
+        previous = Some(word);
     }
 }
 
@@ -1235,7 +1085,6 @@ fn pair_key(a: u32, b: u32) -> u64 {
 
 /// A query token's stem in one language: a known word feature, or a stem no
 /// example has.
-#[derive(Clone)]
 enum Stem<'t> {
     Known(u32),
     Unseen(std::borrow::Cow<'t, str>),
@@ -1986,33 +1835,25 @@ impl Matcher {
         }));
         let mut key = String::new();
         let mut previous: Option<(Stem<'_>, bool)> = None;
-        // The last word that is not a stop word, and its position.
-        let mut content: Option<(Stem<'_>, usize)> = None;
         for i in 0..query.tokens.len() {
             let (token, _) = query.tokens[i];
             let known = known_tokens.get(i).copied().flatten();
             let known = known.as_ref();
-            let (word, idf, stem, stop, host) = match known {
+            let (word, idf, stem, stop) = match known {
                 Some(t) => (
                     Feature::known(t.word),
                     t.word_idf,
                     Stem::Known(t.word),
                     t.stop,
-                    (t.host != NO_ROW).then(|| Feature::known(t.host)),
                 ),
                 None => {
                     let stop = is_stop_word(lang, token);
-                    let stem = stem_of(&self.stemmers, &self.tuning, lang, token);
-                    let host =
-                        host_stem(&self.stemmers, &self.tuning, lang, token, &stem).map(|host| {
-                            word_key(&mut key, &host);
-                            self.lookup(WORD, &key)
-                        });
+                    let stem = self.stemmers.stem(lang, token);
                     word_key(&mut key, &stem);
                     let word = self.lookup(WORD, &key);
                     match word.id() {
-                        Some(id) => (word, 0.0, Stem::Known(id), stop, host),
-                        None => (word, 0.0, Stem::Unseen(stem), stop, host),
+                        Some(id) => (word, 0.0, Stem::Known(id), stop),
+                        None => (word, 0.0, Stem::Unseen(stem), stop),
                     }
                 }
             };
@@ -2023,15 +1864,6 @@ impl Matcher {
                 kind: WORD,
                 carried: false,
             });
-            if let Some(host) = host {
-                terms.add(Occurrence {
-                    feature: host,
-                    tf: word_weight(&self.tuning, stop),
-                    idf: 0.0,
-                    kind: WORD,
-                    carried: false,
-                });
-            }
             let chars = if stop { self.tuning.stop_chars } else { 1.0 };
             match known.filter(|t| t.ngrams.0 < t.ngrams.1) {
                 _ if chars <= 0.0 => {}
@@ -2069,8 +1901,18 @@ impl Matcher {
                 }
             }
             if let Some((prev, prev_stop)) = &previous {
-                let looked_up = known_pairs.get(i).copied().flatten();
-                let (bigram, idf) = self.bigram(prev, &stem, looked_up);
+                let (bigram, idf) = match (prev, &stem) {
+                    (Stem::Known(a), Stem::Known(b)) => {
+                        let pair = pair_key(*a, *b);
+                        let looked_up = known_pairs.get(i).copied().flatten();
+                        match looked_up.unwrap_or_else(|| self.bigrams.get(&pair).copied()) {
+                            Some((id, idf)) => (Feature::known(id), idf),
+                            None => (Feature::unseen(pair, BIGRAM), 0.0),
+                        }
+                    }
+                    // A stem no example has: no example has the bigram.
+                    (a, b) => (Feature::unseen(mix(a.hash() ^ mix(b.hash())), BIGRAM), 0.0),
+                };
                 terms.add(Occurrence {
                     feature: bigram,
                     tf: word_weight(&self.tuning, *prev_stop && stop),
@@ -2079,57 +1921,11 @@ impl Matcher {
                     carried: false,
                 });
             }
-            if i == 0 && self.tuning.first_word > 0.0 {
-                let (bigram, idf) = self.bigram(&Stem::Known(START_WORD), &stem, None);
-                terms.add(Occurrence {
-                    feature: bigram,
-                    tf: self.tuning.first_word,
-                    idf,
-                    kind: BIGRAM,
-                    carried: false,
-                });
-            }
-            if self.tuning.content_bigrams > 0.0 && !stop {
-                if let Some((before, at)) = &content
-                    && at + 1 < i
-                {
-                    let (bigram, idf) = self.bigram(before, &stem, None);
-                    terms.add(Occurrence {
-                        feature: bigram,
-                        tf: self.tuning.content_bigrams,
-                        idf,
-                        kind: BIGRAM,
-                        carried: false,
-                    });
-                }
-                content = Some((stem.clone(), i));
-            }
             previous = Some((stem, stop));
         }
         terms.known = known_tokens;
         terms.pairs = known_pairs;
         self.weigh_terms(terms, out);
-    }
-
-    /// The bigram feature of stems `a` and `b` and its IDF (0: look it up),
-    /// `looked_up` when the caller has looked the pair up already.
-    fn bigram(
-        &self,
-        a: &Stem<'_>,
-        b: &Stem<'_>,
-        looked_up: Option<Option<(u32, f32)>>,
-    ) -> (Feature, f32) {
-        match (a, b) {
-            (Stem::Known(a), Stem::Known(b)) => {
-                let pair = pair_key(*a, *b);
-                match looked_up.unwrap_or_else(|| self.bigrams.get(&pair).copied()) {
-                    Some((id, idf)) => (Feature::known(id), idf),
-                    None => (Feature::unseen(pair, BIGRAM), 0.0),
-                }
-            }
-            // A stem no example has: no example has the bigram.
-            (a, b) => (Feature::unseen(mix(a.hash() ^ mix(b.hash())), BIGRAM), 0.0),
-        }
     }
 
     /// A query's terms as its unit vector over known features, into `out`:
@@ -3862,13 +3658,6 @@ mod tests {
             "svm_l1" => t.svm_l1 = n() == 1,
             "nearest_max" => t.nearest_max = n(),
             "question" => t.question = n() == 1,
-            "diph_es" => t.diphthongs.spanish = n() == 1,
-            "diph_it_uo" => t.diphthongs.italian_uo = n() == 1,
-            "diph_it_ie" => t.diphthongs.italian_ie = n() == 1,
-            "content" => t.content_bigrams = f(),
-            "clitics" => t.clitics = n() == 1,
-            "first" => t.first_word = f(),
-            "surface" => t.surface = n() == 1,
             other => panic!("unknown tuning key {other}"),
         }
     }
