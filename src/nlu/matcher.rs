@@ -3790,12 +3790,47 @@ mod tests {
         t
     }
 
+    /// `folds` stratified (train, test) splits of `rows`: each intent's rows,
+    /// in an order shuffled from `seed`, dealt to the folds in turn.
+    fn stratified_folds(
+        rows: &[crate::eval::Row],
+        folds: usize,
+        seed: u64,
+    ) -> Vec<(Vec<crate::eval::Row>, Vec<crate::eval::Row>)> {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        let mut seed = seed;
+        for i in (1..order.len()).rev() {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            order.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut fold_of = vec![0; rows.len()];
+        for &i in &order {
+            let n = seen.entry(rows[i].intent.as_str()).or_default();
+            fold_of[i] = *n % folds;
+            *n += 1;
+        }
+        (0..folds)
+            .map(|k| {
+                let (a, b): (Vec<_>, Vec<_>) = (0..rows.len()).partition(|&i| fold_of[i] != k);
+                (
+                    a.iter().map(|&i| rows[i].clone()).collect(),
+                    b.iter().map(|&i| rows[i].clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
     /// Cross-validated closed-set accuracy on the shared benchmark's train
     /// splits, for tuning without reading the test splits; run with
     /// `cargo test --release --lib cv_report -- --ignored --nocapture`.
     /// Environment: `NLU_CV_DATA` (the intents-bench folder, default
     /// `../shared/data/intents-bench`), `NLU_CV_SETS` (comma list),
-    /// `NLU_CV_FOLDS` (default 5), `NLU_CV_VARIANTS` (`|`-separated
+    /// `NLU_CV_FOLDS` (default 5), `NLU_CV_REPEATS` (default 1: the
+    /// cross-validation repeated with that many fold assignments, the first
+    /// always the same; accuracy over all of them), `NLU_CV_VARIANTS` (`|`-separated
     /// `key=value,…` over the defaults, see [`set_tuning`]; empty: defaults),
     /// `NLU_CV_TEST=1` to train on all of train and read test instead,
     /// `NLU_CV_DEV=1` to train on all of train and read `dev.csv` (sets
@@ -3812,6 +3847,7 @@ mod tests {
         );
         let sets = env("NLU_CV_SETS", "it-xsid,es-fbtod,hwu64,banking77");
         let folds: usize = env("NLU_CV_FOLDS", "5").parse().unwrap_or(5).max(2);
+        let repeats: u64 = env("NLU_CV_REPEATS", "1").parse().unwrap_or(1).max(1);
         let variants = env("NLU_CV_VARIANTS", "");
         let on_test = env("NLU_CV_TEST", "0") == "1";
         let on_dev = env("NLU_CV_DEV", "0") == "1";
@@ -3846,30 +3882,10 @@ mod tests {
                 vec![(train.clone(), test)]
             } else {
                 // Stratified: each intent's rows, in a seeded shuffled order,
-                // dealt to the folds in turn.
-                let mut order: Vec<usize> = (0..train.len()).collect();
-                let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-                for i in (1..order.len()).rev() {
-                    seed = seed
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    order.swap(i, (seed >> 33) as usize % (i + 1));
-                }
-                let mut seen: HashMap<&str, usize> = HashMap::new();
-                let mut fold_of = vec![0; train.len()];
-                for &i in &order {
-                    let n = seen.entry(train[i].intent.as_str()).or_default();
-                    fold_of[i] = *n % folds;
-                    *n += 1;
-                }
-                (0..folds)
-                    .map(|k| {
-                        let (a, b): (Vec<_>, Vec<_>) =
-                            (0..train.len()).partition(|&i| fold_of[i] != k);
-                        (
-                            a.iter().map(|&i| train[i].clone()).collect(),
-                            b.iter().map(|&i| train[i].clone()).collect(),
-                        )
+                // dealt to the folds in turn; each repeat with its own seed.
+                (0..repeats)
+                    .flat_map(|repeat| {
+                        stratified_folds(&train, folds, 0x2545_f491_4f6c_dd1d_u64 + repeat)
                     })
                     .collect()
             };
