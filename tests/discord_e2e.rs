@@ -669,6 +669,37 @@ async fn a_refused_token_channel_or_intent_stops_with_what_to_do() {
     );
     assert!(error.to_string().contains("Unknown Channel"), "{error}");
 
+    // A server that answers but is not Discord's API (a wrong base URL):
+    // 404 on the first call. Said as an answer, not as "cannot reach".
+    let fake = Fake::start().await;
+    fake.fail_after(
+        0,
+        "GET",
+        "/users/@me",
+        404,
+        json!({"message": "404: Not Found", "code": 0}),
+    );
+    let (_trigger, shutdown) = Shutdown::new();
+    let run = discord::run(
+        discord_config(&fake),
+        Dispatcher::new(engine.clone()),
+        shutdown,
+    );
+    let error = tokio::time::timeout(WAIT, run).await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, discord::DiscordError::Refused { .. }),
+        "{error}"
+    );
+    let said = error.to_string();
+    assert!(
+        said.contains("HTTP 404") && said.contains("api_url"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("cannot reach") && !said.contains(TOKEN),
+        "{said}"
+    );
+
     // MESSAGE CONTENT not enabled in the portal: the gateway closes with 4014.
     let fake = Fake::start().await;
     fake.state.lock().unwrap().refuse_intents = true;

@@ -21,7 +21,9 @@ use unicode_normalization::char::is_combining_mark;
 /// 4. Every character that is not a letter, digit or remaining mark becomes a
 ///    space: punctuation, symbols, emoji, apostrophes, `¿`, `¡`, control
 ///    characters. Invisible format characters (soft hyphen, zero-width joiners,
-///    variation selectors, BOM) are removed without splitting the word.
+///    variation selectors, BOM, bidirectional marks and controls that
+///    keyboards and copied text put inside words) are removed without
+///    splitting the word.
 /// 5. Whitespace runs collapse to one ASCII space; the result is trimmed.
 ///
 /// Letters of every script are kept (Cyrillic, Greek, CJK, …). Never panics.
@@ -116,6 +118,9 @@ fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' // soft hyphen
         | '\u{200B}'..='\u{200D}' // zero-width space, non-joiner, joiner
+        | '\u{200E}' | '\u{200F}' | '\u{061C}' // left-to-right, right-to-left, Arabic letter marks
+        | '\u{202A}'..='\u{202E}' // bidirectional embeddings, overrides and their end
+        | '\u{2066}'..='\u{2069}' // bidirectional isolates and their end
         | '\u{2060}' // word joiner
         | '\u{FEFF}' // byte-order mark / zero-width no-break space
         | '\u{FE00}'..='\u{FE0F}' // variation selectors
@@ -281,6 +286,14 @@ mod tests {
     fn invisible_characters_do_not_split_words() {
         assert_eq!(normalize("ship\u{00AD}ping"), "shipping");
         assert_eq!(normalize("\u{FEFF}hello\u{200B}"), "hello");
+        // Bidirectional marks and controls, as right-to-left keyboards and
+        // copied text leave them inside and around words.
+        assert_eq!(normalize("env\u{200F}ío\u{200E}"), "envio");
+        assert_eq!(normalize("\u{202B}reem\u{202C}bolso"), "reembolso");
+        assert_eq!(normalize("pe\u{2067}di\u{2069}do \u{061C}x"), "pedido x");
+        assert_eq!(normalize("\u{202E}\u{2066}\u{200F}"), "");
+        // Letters around them still split at real separators.
+        assert_eq!(normalize("a\u{200F} b"), "a b");
     }
 
     #[test]

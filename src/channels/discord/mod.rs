@@ -83,6 +83,18 @@ pub enum DiscordError {
         /// What Discord said.
         reason: String,
     },
+    /// A REST call at startup got an error answer that neither says the
+    /// token is wrong nor may pass by waiting (a 404 from a wrong API base
+    /// URL, a 400).
+    #[error(
+        "Discord's API{where_} answered the startup check with an error: {reason}. Check the API base URL (api_url in [discord]; leave it unset for discord.com) and the bot's setup"
+    )]
+    Refused {
+        /// " at `<url>`" when another base URL is configured.
+        where_: String,
+        /// What Discord (or the server at that URL) said.
+        reason: String,
+    },
     /// A REST call at startup failed.
     #[error("cannot reach Discord's API{where_}: {reason}")]
     Unreachable {
@@ -408,12 +420,16 @@ fn may_pass(e: &serenity::Error) -> bool {
 
 /// Startup checks: the token is accepted and the staff channel is visible.
 async fn check(http: &Http, staff_channel: u64, where_: String) -> Result<(), Failed> {
-    let unreachable = |e: &serenity::Error, where_: &str| Failed {
-        error: DiscordError::Unreachable {
-            where_: where_.to_string(),
-            reason: describe(e),
-        },
-        passing: may_pass(e),
+    let unreachable = |e: &serenity::Error, where_: &str| {
+        let (where_, reason) = (where_.to_string(), describe(e));
+        let passing = may_pass(e);
+        let error = if status(e).is_some() && !passing {
+            // An answer, and not one that waiting fixes.
+            DiscordError::Refused { where_, reason }
+        } else {
+            DiscordError::Unreachable { where_, reason }
+        };
+        Failed { error, passing }
     };
     let me = http
         .get_current_user()
