@@ -624,22 +624,27 @@ async fn a_refused_token_channel_or_intent_stops_with_what_to_do() {
         EngineSettings::from_config(&config),
     ));
 
+    // The channel's error when the fake answers `path`'s first call with
+    // `status` and `body`.
+    let refused_at_start = async |path: &str, status: u16, body: serde_json::Value| {
+        let fake = Fake::start().await;
+        fake.fail_after(0, "GET", path, status, body);
+        let (_trigger, shutdown) = Shutdown::new();
+        let run = discord::run(
+            discord_config(&fake),
+            Dispatcher::new(engine.clone()),
+            shutdown,
+        );
+        tokio::time::timeout(WAIT, run).await.unwrap().unwrap_err()
+    };
+
     // A wrong token: the first REST call answers 401.
-    let fake = Fake::start().await;
-    fake.fail_after(
-        0,
-        "GET",
+    let error = refused_at_start(
         "/users/@me",
         401,
         json!({"message": "401: Unauthorized", "code": 0}),
-    );
-    let (_trigger, shutdown) = Shutdown::new();
-    let run = discord::run(
-        discord_config(&fake),
-        Dispatcher::new(engine.clone()),
-        shutdown,
-    );
-    let error = tokio::time::timeout(WAIT, run).await.unwrap().unwrap_err();
+    )
+    .await;
     assert!(
         matches!(error, discord::DiscordError::Unauthorized),
         "{error}"
@@ -648,21 +653,12 @@ async fn a_refused_token_channel_or_intent_stops_with_what_to_do() {
     assert!(!error.to_string().contains(TOKEN));
 
     // A staff channel the bot cannot see.
-    let fake = Fake::start().await;
-    fake.fail_after(
-        0,
-        "GET",
+    let error = refused_at_start(
         &format!("/channels/{STAFF}"),
         404,
         json!({"message": "Unknown Channel", "code": 10003}),
-    );
-    let (_trigger, shutdown) = Shutdown::new();
-    let run = discord::run(
-        discord_config(&fake),
-        Dispatcher::new(engine.clone()),
-        shutdown,
-    );
-    let error = tokio::time::timeout(WAIT, run).await.unwrap().unwrap_err();
+    )
+    .await;
     assert!(
         matches!(error, discord::DiscordError::StaffChannel { .. }),
         "{error}"
@@ -671,21 +667,12 @@ async fn a_refused_token_channel_or_intent_stops_with_what_to_do() {
 
     // A server that answers but is not Discord's API (a wrong base URL):
     // 404 on the first call. Said as an answer, not as "cannot reach".
-    let fake = Fake::start().await;
-    fake.fail_after(
-        0,
-        "GET",
+    let error = refused_at_start(
         "/users/@me",
         404,
         json!({"message": "404: Not Found", "code": 0}),
-    );
-    let (_trigger, shutdown) = Shutdown::new();
-    let run = discord::run(
-        discord_config(&fake),
-        Dispatcher::new(engine.clone()),
-        shutdown,
-    );
-    let error = tokio::time::timeout(WAIT, run).await.unwrap().unwrap_err();
+    )
+    .await;
     assert!(
         matches!(error, discord::DiscordError::Refused { .. }),
         "{error}"

@@ -218,16 +218,14 @@ impl Problem {
                     }
                 }
             }
-            let (b, visits) = train_block(
-                &training,
-                &labels,
+            let job = BlockJob {
+                training: &training,
+                labels: &labels,
                 first,
                 lanes,
                 settings,
-                &mut scratch.w,
-                &mut scratch.alpha,
-                &mut scratch.order,
-            );
+            };
+            let (b, visits) = train_block(job, scratch);
             (0..lanes)
                 .map(|k| {
                     let w: Vec<f32> = scratch.w.iter().map(|row| row[k]).collect();
@@ -1208,35 +1206,37 @@ type Lanes = [f32; BLOCK];
 /// each class's variable as the one-class solver would (Hsieh et al. 2008).
 /// A class stops (its variables and weights frozen) once the spread of its
 /// projected gradients over a whole pass is below the tolerance; the block
-/// stops when all have. Starts from `alpha` (one row per document, within
-/// the bounds; 0 beyond `lanes`) and leaves the solution there, the
-/// weights in `w` (one row per feature); returns the biases and each
-/// class's documents visited. `w` and `order` are scratch, reset here.
-#[allow(clippy::too_many_arguments)]
-fn train_block(
-    training: &Training,
-    labels: &[usize],
-    first: usize,
-    lanes: usize,
-    settings: SvmSettings,
-    w: &mut Vec<Lanes>,
-    alpha: &mut [Lanes],
-    order: &mut Vec<u32>,
-) -> (Lanes, [u64; BLOCK]) {
+/// stops when all have. Starts from `scratch.alpha` (one row per document,
+/// within the bounds; 0 beyond `lanes`) and leaves the solution there, the
+/// weights in `scratch.w` (one row per feature); returns the biases and
+/// each class's documents visited. `scratch.w` and `scratch.order` are
+/// reset here.
+fn train_block(job: BlockJob<'_>, scratch: &mut BlockScratch) -> (Lanes, [u64; BLOCK]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx") {
         // SAFETY: the processor has AVX, checked just above.
-        return unsafe {
-            train_block_avx(training, labels, first, lanes, settings, w, alpha, order)
-        };
+        return unsafe { train_block_avx(job, scratch) };
     }
-    match &training.solver.ids {
-        SolverIds::Narrow(ids) => train_block_with(
-            training, ids, labels, first, lanes, settings, w, alpha, order,
-        ),
-        SolverIds::Wide(ids) => train_block_with(
-            training, ids, labels, first, lanes, settings, w, alpha, order,
-        ),
+    train_block_ids(job, scratch)
+}
+
+/// What [`train_block`] solves: the classes `first..first + lanes` against
+/// the rest, over `training`'s documents labelled `labels`.
+#[derive(Clone, Copy)]
+struct BlockJob<'a> {
+    training: &'a Training,
+    labels: &'a [usize],
+    first: usize,
+    lanes: usize,
+    settings: SvmSettings,
+}
+
+/// [`train_block_with`] over the solver's ids, whichever their type.
+#[inline(always)]
+fn train_block_ids(job: BlockJob<'_>, scratch: &mut BlockScratch) -> (Lanes, [u64; BLOCK]) {
+    match &job.training.solver.ids {
+        SolverIds::Narrow(ids) => train_block_with(job, ids, scratch),
+        SolverIds::Wide(ids) => train_block_with(job, ids, scratch),
     }
 }
 
@@ -1248,41 +1248,25 @@ fn train_block(
 /// The processor supports AVX.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn train_block_avx(
-    training: &Training,
-    labels: &[usize],
-    first: usize,
-    lanes: usize,
-    settings: SvmSettings,
-    w: &mut Vec<Lanes>,
-    alpha: &mut [Lanes],
-    order: &mut Vec<u32>,
-) -> (Lanes, [u64; BLOCK]) {
-    match &training.solver.ids {
-        SolverIds::Narrow(ids) => train_block_with(
-            training, ids, labels, first, lanes, settings, w, alpha, order,
-        ),
-        SolverIds::Wide(ids) => train_block_with(
-            training, ids, labels, first, lanes, settings, w, alpha, order,
-        ),
-    }
+unsafe fn train_block_avx(job: BlockJob<'_>, scratch: &mut BlockScratch) -> (Lanes, [u64; BLOCK]) {
+    train_block_ids(job, scratch)
 }
 
 /// [`train_block`] over the documents' ids `ids`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn train_block_with<I: SolverId>(
-    training: &Training,
+    job: BlockJob<'_>,
     ids: &[I],
-    labels: &[usize],
-    first: usize,
-    lanes: usize,
-    settings: SvmSettings,
-    w: &mut Vec<Lanes>,
-    alpha: &mut [Lanes],
-    order: &mut Vec<u32>,
+    scratch: &mut BlockScratch,
 ) -> (Lanes, [u64; BLOCK]) {
+    let BlockJob {
+        training,
+        labels,
+        first,
+        lanes,
+        settings,
+    } = job;
+    let BlockScratch { alpha, w, order } = scratch;
     let n = training.qd.len();
     let features = training.compact.features;
     // Every feature id of the documents indexes `w` (see `Compact::docs`):
@@ -1658,44 +1642,54 @@ mod tests {
         (docs, (0..60).map(|i| i % 4).collect())
     }
 
-    /// The solution of `train_block_with` over `ids`, bit for bit.
+    /// The solution of a block run, bit for bit: weights, alphas, biases,
+    /// visits.
     type Solution = (Vec<Lanes>, Vec<Lanes>, Lanes, [u64; BLOCK]);
 
-    /// A run of the block solver on (documents, weights, alphas, order).
-    type BlockRun<'a> = &'a dyn Fn(
-        &Training,
-        &mut Vec<Lanes>,
-        &mut [Lanes],
-        &mut Vec<u32>,
-    ) -> (Lanes, [u64; BLOCK]);
+    /// A run of the block solver on a job and fresh buffers.
+    type BlockRun<'a> = &'a dyn Fn(BlockJob<'_>, &mut BlockScratch) -> (Lanes, [u64; BLOCK]);
 
-    fn solve_block(training: &Training, lanes: usize, how: BlockRun<'_>) -> Solution {
-        let mut w = Vec::new();
-        let mut alpha = vec![[0.0; BLOCK]; training.qd.len()];
-        let mut order = Vec::new();
-        let (b, visits) = how(training, &mut w, &mut alpha, &mut order);
+    /// Runs `how` on classes `first..first + lanes`, every class checked to
+    /// have trained and no lane beyond `lanes`.
+    fn solve_block(
+        training: &Training,
+        labels: &[usize],
+        first: usize,
+        lanes: usize,
+        how: BlockRun<'_>,
+    ) -> Solution {
+        let job = BlockJob {
+            training,
+            labels,
+            first,
+            lanes,
+            settings: SvmSettings::default(),
+        };
+        let mut scratch = BlockScratch {
+            alpha: vec![[0.0; BLOCK]; training.qd.len()],
+            w: Vec::new(),
+            order: Vec::new(),
+        };
+        let (b, visits) = how(job, &mut scratch);
         assert!(visits[..lanes].iter().all(|&v| v > 0));
         assert!(visits[lanes..].iter().all(|&v| v == 0));
-        (w, alpha, b, visits)
+        (scratch.w, scratch.alpha, b, visits)
     }
 
     #[test]
     fn narrow_and_wide_ids_and_any_instruction_set_train_the_same() {
         let (docs, labels) = four_classes();
-        let settings = SvmSettings::default();
-        let mut training = Training::new(&docs, 80, settings, true);
+        let mut training = Training::new(&docs, 80, SvmSettings::default(), true);
         let SolverIds::Narrow(narrow_ids) = &training.solver.ids else {
             panic!("80 features fit in u16");
         };
         let narrow_ids = narrow_ids.clone();
-        let plain = solve_block(&training, 4, &|t, w, a, o| {
-            train_block_with(t, &narrow_ids, &labels, 0, 4, settings, w, a, o)
+        let plain = solve_block(&training, &labels, 0, 4, &|job, scratch| {
+            train_block_with(job, &narrow_ids, scratch)
         });
         assert!(plain.0.iter().any(|row| row.iter().any(|&x| x != 0.0)));
         // The dispatching entry point (AVX where the processor has it).
-        let dispatched = solve_block(&training, 4, &|t, w, a, o| {
-            train_block(t, &labels, 0, 4, settings, w, a, o)
-        });
+        let dispatched = solve_block(&training, &labels, 0, 4, &train_block);
         assert_eq!(dispatched, plain);
         let compact = Compact::new(&docs, 80, true);
         training.solver = SolverDocs::new(&compact.docs, false);
@@ -1703,13 +1697,11 @@ mod tests {
             panic!("asked for u32 ids");
         };
         let wide_ids = wide_ids.clone();
-        let wide = solve_block(&training, 4, &|t, w, a, o| {
-            train_block_with(t, &wide_ids, &labels, 0, 4, settings, w, a, o)
+        let wide = solve_block(&training, &labels, 0, 4, &|job, scratch| {
+            train_block_with(job, &wide_ids, scratch)
         });
         assert_eq!(wide, plain);
-        let dispatched = solve_block(&training, 4, &|t, w, a, o| {
-            train_block(t, &labels, 0, 4, settings, w, a, o)
-        });
+        let dispatched = solve_block(&training, &labels, 0, 4, &train_block);
         assert_eq!(dispatched, plain);
     }
 
@@ -1731,13 +1723,12 @@ mod tests {
                 })
                 .collect()
         };
-        let together = solve_block(&training, 4, &|t, w, a, o| {
-            train_block(t, &labels, 0, 4, settings, w, a, o)
-        });
+        let tight = |job: BlockJob<'_>, scratch: &mut BlockScratch| {
+            train_block(BlockJob { settings, ..job }, scratch)
+        };
+        let together = solve_block(&training, &labels, 0, 4, &tight);
         for class in 0..4 {
-            let alone = solve_block(&training, 1, &|t, w, a, o| {
-                train_block(t, &labels, class, 1, settings, w, a, o)
-            });
+            let alone = solve_block(&training, &labels, class, 1, &tight);
             let (a, b) = (decisions(&together, class), decisions(&alone, 0));
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                 assert!(
