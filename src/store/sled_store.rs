@@ -209,8 +209,15 @@ pub struct SledStore {
     keys: Mutex<Keys>,
 }
 
+/// How long [`SledStore::open`] waits for a locked directory to be freed.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often it tries again meanwhile.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl SledStore {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`. A directory locked by another
+    /// store is waited for up to two seconds (a store this process dropped
+    /// may still hold it that long), then refused as [`StoreError::Locked`].
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         let path = dir.display().to_string();
         if let Err(e) = std::fs::create_dir_all(dir) {
@@ -219,17 +226,31 @@ impl SledStore {
                 message: format!("cannot create the directory: {e}"),
             });
         }
-        let db = sled::Config::new().path(dir).open().map_err(|e| {
-            let message = e.to_string();
-            if message.contains("lock") || message.contains("WouldBlock") {
-                StoreError::Locked { path: path.clone() }
-            } else {
-                StoreError::Database {
-                    path: path.clone(),
-                    message,
+        let try_open = || {
+            sled::Config::new().path(dir).open().map_err(|e| {
+                let message = e.to_string();
+                if message.contains("lock") || message.contains("WouldBlock") {
+                    StoreError::Locked { path: path.clone() }
+                } else {
+                    StoreError::Database {
+                        path: path.clone(),
+                        message,
+                    }
                 }
+            })
+        };
+        // sled's background flusher can hold the directory's lock for a
+        // moment after a store of this process is dropped: a lock still
+        // held after LOCK_WAIT belongs to someone else.
+        let waited_from = std::time::Instant::now();
+        let db = loop {
+            match try_open() {
+                Err(StoreError::Locked { .. }) if waited_from.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                other => break other?,
             }
-        })?;
+        };
         // Loaded only once sled holds the directory's lock.
         let keys = Keys::new(
             KeyFile::load(&dir.join(CUSTOMER_KEYS_FILE))?,
