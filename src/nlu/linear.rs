@@ -1067,11 +1067,9 @@ impl Training {
             .map(|x| x.iter().map(|&(_, v)| v * v).sum::<f32>() + 1.0 + diag)
             .collect();
         let mut compact = Compact::new(docs, features, merge);
-        // The solver reads its own copy; the merged documents are not
-        // needed beyond it.
+        // The solver takes the merged documents, in its own layout.
         let narrow = compact.features <= usize::from(u16::MAX) + 1;
-        let solver = SolverDocs::new(&compact.docs, narrow);
-        compact.docs = Docs::default();
+        let solver = SolverDocs::new(std::mem::take(&mut compact.docs), narrow);
         Training {
             compact,
             solver,
@@ -1145,7 +1143,7 @@ struct SolverDocs {
 impl SolverDocs {
     /// `docs` in the solver's layout, the ids as `u16` if `narrow` (every
     /// id must fit then).
-    fn new(docs: &Docs, narrow: bool) -> SolverDocs {
+    fn new(docs: Docs, narrow: bool) -> SolverDocs {
         let values = docs.entries.iter().map(|&(_, v)| v).collect();
         let ids = if narrow {
             SolverIds::Narrow(docs.entries.iter().map(|&(f, _)| f as u16).collect())
@@ -1153,7 +1151,7 @@ impl SolverDocs {
             SolverIds::Wide(docs.entries.iter().map(|&(f, _)| f).collect())
         };
         SolverDocs {
-            starts: docs.starts.clone(),
+            starts: docs.starts,
             ids,
             values,
         }
@@ -1692,7 +1690,7 @@ mod tests {
         let dispatched = solve_block(&training, &labels, 0, 4, &train_block);
         assert_eq!(dispatched, plain);
         let compact = Compact::new(&docs, 80, true);
-        training.solver = SolverDocs::new(&compact.docs, false);
+        training.solver = SolverDocs::new(compact.docs, false);
         let SolverIds::Wide(wide_ids) = &training.solver.ids else {
             panic!("asked for u32 ids");
         };
