@@ -232,6 +232,27 @@ fn parse_customer(s: &str) -> Result<CustomerKey, String> {
     s.parse()
 }
 
+/// A number in `[low, high]` (NaN is refused).
+fn parse_in_range(s: &str, low: f32, high: f32) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if (low..=high).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside {low}–{high}"))
+    }
+}
+
+fn parse_semantic_scale(s: &str) -> Result<f32, String> {
+    parse_in_range(s, 0.0, crate::nlu::calibrate::MAX_SEMANTIC_SCALE)
+}
+
+fn parse_ensemble_weight(s: &str) -> Result<f32, String> {
+    parse_in_range(s, 0.0, 1.0)
+}
+
 /// `frontdesk match`.
 #[derive(Debug, Args)]
 pub struct MatchArgs {
@@ -280,11 +301,11 @@ pub struct EvalArgs {
     /// Also evaluate the semantic tier with this model directory, in the same run, next to the lexical matcher [default: `model` in [matcher]]
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
-    /// Semantic tier: factor of the embedding features joined to the lexical ones (0: none) [default: `semantic_scale` in [matcher], else chosen at load among 1, 1.5, 2]
-    #[arg(long, value_name = "F")]
+    /// Semantic tier: factor of the embedding features joined to the lexical ones, 0–10 (0: none) [default: `semantic_scale` in [matcher], else chosen at load among 1, 1.5, 2]
+    #[arg(long, value_name = "F", value_parser = parse_semantic_scale, allow_negative_numbers = true)]
     semantic_scale: Option<f32>,
-    /// Semantic tier: weight of the cosine to each intent's embedding centroid in the score (0: none)
-    #[arg(long, value_name = "W")]
+    /// Semantic tier: weight of the cosine to each intent's embedding centroid in the score, 0–1 (0: none) [default: `semantic_ensemble` in [matcher], else chosen at load among 0 and 0.3]
+    #[arg(long, value_name = "W", value_parser = parse_ensemble_weight, allow_negative_numbers = true)]
     ensemble_weight: Option<f32>,
     /// One JSON object instead of text
     #[arg(long)]
@@ -899,6 +920,10 @@ struct EvalReport {
     p99_micros: f64,
     peak_memory_bytes: Option<u64>,
     holdout: Option<crate::eval::Holdout>,
+    /// With a model: the semantic tier against the lexical matcher on the
+    /// same held-out splits, each at the other's operating point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holdout_matched: Option<crate::eval::Matched>,
     bot: crate::eval::BotOutcomes,
     in_scope_rows: usize,
     oos_rows: usize,
@@ -985,6 +1010,7 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
                 feature_scale: args.semantic_scale.unwrap_or(defaults.feature_scale),
                 ensemble_weight: args.ensemble_weight.unwrap_or(defaults.ensemble_weight),
                 choose_scale: defaults.choose_scale && args.semantic_scale.is_none(),
+                choose_ensemble: defaults.choose_ensemble && args.ensemble_weight.is_none(),
             };
             Some((embedder, settings, started.elapsed().as_secs_f64()))
         }
@@ -1002,10 +1028,37 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
     let lexical_build = |intents: Vec<crate::nlu::TrainingIntent>| {
         crate::nlu::calibrate::build(intents, &config.matcher)
     };
-    let mut report = evaluate(&setup, "lexical", None, &lexical_build, &progress)?;
+    let (mut report, lexical_run) = evaluate(
+        &setup,
+        "lexical",
+        None,
+        &lexical_build,
+        &lexical_build,
+        &progress,
+    )?;
     if let Some((embedder, settings, load_seconds)) = semantic {
         let semantic_build = |intents: Vec<crate::nlu::TrainingIntent>| {
             crate::nlu::embed::build_semantic(intents, &config.matcher, embedder.clone(), settings)
+        };
+        // The held-out splits learn from and classify the same rows again
+        // and again: their vectors are computed once, up front (the timed
+        // queries above still run the model).
+        let memo: Arc<dyn crate::nlu::embed::Embedder> = match train_rows.as_deref() {
+            Some(rows) if args.holdout_splits > 0 => {
+                let texts: Vec<&str> = rows
+                    .iter()
+                    .chain(test.iter())
+                    .map(|r| r.text.as_str())
+                    .collect();
+                Arc::new(crate::nlu::calibrate::EmbeddingCache::new(
+                    embedder.clone(),
+                    &texts,
+                ))
+            }
+            _ => embedder.clone(),
+        };
+        let holdout_build = |intents: Vec<crate::nlu::TrainingIntent>| {
+            crate::nlu::embed::build_semantic(intents, &config.matcher, memo.clone(), settings)
         };
         let name = format!(
             "semantic: {} (features ×{}, ensemble {})",
@@ -1015,15 +1068,23 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
             } else {
                 settings.feature_scale.to_string()
             },
-            settings.ensemble_weight
+            if settings.choose_ensemble {
+                "chosen at load".to_string()
+            } else {
+                settings.ensemble_weight.to_string()
+            },
         );
-        let mut semantic = evaluate(
+        let (mut semantic, semantic_run) = evaluate(
             &setup,
             &name,
             Some(load_seconds),
             &semantic_build,
+            &holdout_build,
             &progress,
         )?;
+        semantic.holdout_matched = semantic_run
+            .zip(lexical_run)
+            .and_then(|(ours, lexical)| crate::eval::matched(&ours, &lexical));
         semantic.lexical = Some(Box::new(report));
         report = semantic;
     }
@@ -1060,6 +1121,23 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
             ),
             report.queries_per_second / l.queries_per_second.max(f64::MIN_POSITIVE)
         )?;
+        if let Some(m) = &report.holdout_matched {
+            writeln!(
+                out,
+                "held out, at the same in-scope accuracy as the lexical matcher ({:.1} %): oos recall {:.1} % against its {:.1} % ({}); at the same oos recall ({:.1} %): in-scope accuracy {:.1} % against its {:.1} % ({})",
+                100.0 * m.other_in_scope_accuracy,
+                100.0 * m.oos_recall_at_same_in_scope,
+                100.0 * m.other_oos_recall,
+                points(m.oos_recall_at_same_in_scope, m.other_oos_recall),
+                100.0 * m.other_oos_recall,
+                100.0 * m.in_scope_accuracy_at_same_oos_recall,
+                100.0 * m.other_in_scope_accuracy,
+                points(
+                    m.in_scope_accuracy_at_same_oos_recall,
+                    m.other_in_scope_accuracy
+                ),
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1075,7 +1153,8 @@ struct EvalSetup<'a> {
     language: &'a str,
 }
 
-/// Builds one matcher with `build` and measures it.
+/// Builds one matcher with `build` and measures it; the held-out splits'
+/// matchers come from `holdout_build` (the same, with a memo of vectors).
 fn evaluate(
     setup: &EvalSetup<'_>,
     name: &str,
@@ -1083,8 +1162,11 @@ fn evaluate(
     build: &dyn Fn(
         Vec<crate::nlu::TrainingIntent>,
     ) -> (crate::nlu::Matcher, crate::nlu::Calibration),
+    holdout_build: &dyn Fn(
+        Vec<crate::nlu::TrainingIntent>,
+    ) -> (crate::nlu::Matcher, crate::nlu::Calibration),
     progress: &dyn Fn(&str),
-) -> Result<EvalReport, CliError> {
+) -> Result<(EvalReport, Option<crate::eval::HoldoutRun>), CliError> {
     use crate::eval as ev;
     let EvalSetup {
         args,
@@ -1143,21 +1225,22 @@ fn evaluate(
             ));
             // Each split's matcher is calibrated on its own intents, as
             // the bot's would be; the default threshold on the same one.
-            let figures = ev::holdout_compared(
+            let run = ev::holdout_run(
                 rows,
                 test,
                 language,
-                &|intents| build(intents).0,
+                &|intents| holdout_build(intents).0,
                 args.holdout_splits,
                 0.25,
                 &|m: &crate::nlu::Matcher| {
                     vec![m.config().suggest_threshold, defaults.suggest_threshold]
                 },
             );
-            Some((figures[0], figures[1]))
+            Some(run)
         }
         _ => None,
     };
+    let figures = holdout.as_ref().map(|run| (run.figures[0], run.figures[1]));
     let _ = config;
     let fixed = ev::accuracy(test, &predictions, defaults.suggest_threshold);
     let at_defaults = AtDefaults {
@@ -1166,10 +1249,9 @@ fn evaluate(
         in_scope_accuracy: fixed.in_scope_accuracy,
         oos_recall: fixed.oos_recall,
         oos_precision: fixed.oos_precision,
-        holdout: holdout.map(|h| h.1),
+        holdout: figures.map(|h| h.1),
     };
-    let holdout = holdout.map(|h| h.0);
-    Ok(EvalReport {
+    let report = EvalReport {
         matcher: name.to_string(),
         train: args.train.as_ref().map(|p| p.display().to_string()),
         intents_dir: args.intents.as_ref().map(|p| p.display().to_string()),
@@ -1197,12 +1279,14 @@ fn evaluate(
         p50_micros: speed.p50_micros,
         p99_micros: speed.p99_micros,
         peak_memory_bytes: ev::peak_memory_bytes(),
-        holdout,
+        holdout: figures.map(|h| h.0),
+        holdout_matched: None,
         bot: ev::bot_outcomes(test, &predictions),
         in_scope_rows: accuracy.in_scope_rows,
         oos_rows: accuracy.oos_rows,
         lexical: None,
-    })
+    };
+    Ok((report, holdout))
 }
 
 /// The text form of one [`EvalReport`].

@@ -954,6 +954,22 @@ mod tests {
     }
 
     #[test]
+    fn matcher_semantic_ensemble_is_read_and_checked() {
+        let config = parse("[matcher]\nsemantic_ensemble = 0.3\n").unwrap();
+        assert_eq!(config.matcher.semantic_ensemble, Some(0.3));
+        assert_eq!(parse("").unwrap().matcher.semantic_ensemble, None);
+        let err = parse("[matcher]\nsemantic_ensemble = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("semantic_ensemble"), "{err}");
+        for bad in ["-1", "1.5", "nan"] {
+            let err = parse(&format!("[matcher]\nsemantic_ensemble = {bad}\n")).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "semantic_ensemble"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn matcher_model_is_read_beside_the_thresholds() {
         let config =
             parse("[matcher]\nanswer_threshold = 0.6\nmodel = \"models/minilm-static\"\n").unwrap();

@@ -570,6 +570,151 @@ pub fn holdout_compared(
     fraction: f64,
     thresholds_for: &dyn Fn(&Matcher) -> Vec<f32>,
 ) -> Vec<Holdout> {
+    holdout_run(
+        train,
+        test,
+        language,
+        build,
+        splits,
+        fraction,
+        thresholds_for,
+    )
+    .figures
+}
+
+/// [`holdout_compared`] with what each split's matcher scored, so that two
+/// matchers measured on the same splits can be compared at the same
+/// in-scope accuracy ([`matched`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldoutRun {
+    /// One [`Holdout`] per threshold, as [`holdout_compared`] gives.
+    pub figures: Vec<Holdout>,
+    /// Per split: its scores and the thresholds it was measured at.
+    pub splits: Vec<SplitScores>,
+}
+
+/// One held-out split's predictions, reduced to what a threshold decides.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SplitScores {
+    /// Per in-scope row: its top score (`-∞` when nothing matched: unknown
+    /// at any threshold) and whether the top intent is its own.
+    pub in_scope: Vec<(f32, bool)>,
+    /// Per out-of-scope row (a held-out intent's): its top score.
+    pub oos: Vec<f32>,
+    /// The thresholds the split was measured at (the first: the matcher's
+    /// own operating point).
+    pub thresholds: Vec<f32>,
+}
+
+impl SplitScores {
+    /// In-scope rows answered with their intent at `threshold`.
+    pub fn in_scope_accuracy(&self, threshold: f32) -> f64 {
+        let right = self
+            .in_scope
+            .iter()
+            .filter(|&&(s, right)| right && s >= threshold)
+            .count();
+        right as f64 / self.in_scope.len().max(1) as f64
+    }
+
+    /// Out-of-scope rows below `threshold` (unknown).
+    pub fn oos_recall(&self, threshold: f32) -> f64 {
+        let unknown = self.oos.iter().filter(|&&s| s < threshold).count();
+        unknown as f64 / self.oos.len().max(1) as f64
+    }
+
+    /// Every threshold at which a decision changes: the scores, 0 (answer
+    /// everything) and one above them all (nothing answered), highest first.
+    fn cut_points(&self) -> Vec<f32> {
+        let mut cuts: Vec<f32> = self
+            .in_scope
+            .iter()
+            .map(|&(s, _)| s)
+            .chain(self.oos.iter().copied())
+            .filter(|s| s.is_finite())
+            .chain([0.0, f32::INFINITY])
+            .collect();
+        cuts.sort_by(|a, b| b.total_cmp(a));
+        cuts.dedup();
+        cuts
+    }
+}
+
+/// Two matchers on the same held-out splits, compared where one of them
+/// works: this matcher's out-of-scope recall at the highest threshold that
+/// keeps its in-scope accuracy at least the other's (at the other's own
+/// operating point), and its in-scope accuracy at the lowest threshold that
+/// gives at least the other's recall; per split, averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Matched {
+    /// Splits compared.
+    pub splits: usize,
+    /// The other matcher's held-out in-scope accuracy at its operating point.
+    pub other_in_scope_accuracy: f64,
+    /// The other matcher's held-out out-of-scope recall there.
+    pub other_oos_recall: f64,
+    /// This matcher's out-of-scope recall at (at least) the other's
+    /// in-scope accuracy.
+    pub oos_recall_at_same_in_scope: f64,
+    /// This matcher's in-scope accuracy at (at least) the other's
+    /// out-of-scope recall.
+    pub in_scope_accuracy_at_same_oos_recall: f64,
+}
+
+/// Compares `ours` with `other`, both measured on the same splits (the
+/// same training rows, test rows and split count), each split at `other`'s
+/// first threshold. `None` when the runs have no splits or differ in count.
+pub fn matched(ours: &HoldoutRun, other: &HoldoutRun) -> Option<Matched> {
+    if ours.splits.is_empty() || ours.splits.len() != other.splits.len() {
+        return None;
+    }
+    let mut m = Matched {
+        splits: ours.splits.len(),
+        other_in_scope_accuracy: 0.0,
+        other_oos_recall: 0.0,
+        oos_recall_at_same_in_scope: 0.0,
+        in_scope_accuracy_at_same_oos_recall: 0.0,
+    };
+    for (mine, theirs) in ours.splits.iter().zip(&other.splits) {
+        let t = theirs.thresholds.first().copied().unwrap_or(0.0);
+        let (accuracy, recall) = (theirs.in_scope_accuracy(t), theirs.oos_recall(t));
+        m.other_in_scope_accuracy += accuracy;
+        m.other_oos_recall += recall;
+        let cuts = mine.cut_points();
+        // Highest first: in-scope accuracy only grows as the threshold falls.
+        let at_accuracy = cuts
+            .iter()
+            .copied()
+            .find(|&c| mine.in_scope_accuracy(c) >= accuracy)
+            .unwrap_or(0.0);
+        m.oos_recall_at_same_in_scope += mine.oos_recall(at_accuracy);
+        // Lowest first: recall only grows as the threshold rises.
+        let at_recall = cuts
+            .iter()
+            .rev()
+            .copied()
+            .find(|&c| mine.oos_recall(c) >= recall)
+            .unwrap_or(f32::INFINITY);
+        m.in_scope_accuracy_at_same_oos_recall += mine.in_scope_accuracy(at_recall);
+    }
+    let n = m.splits as f64;
+    m.other_in_scope_accuracy /= n;
+    m.other_oos_recall /= n;
+    m.oos_recall_at_same_in_scope /= n;
+    m.in_scope_accuracy_at_same_oos_recall /= n;
+    Some(m)
+}
+
+/// [`holdout_compared`], keeping each split's scores ([`HoldoutRun`]).
+pub fn holdout_run(
+    train: &[Row],
+    test: &[Row],
+    language: &str,
+    build: &dyn Fn(Vec<TrainingIntent>) -> Matcher,
+    splits: usize,
+    fraction: f64,
+    thresholds_for: &dyn Fn(&Matcher) -> Vec<f32>,
+) -> HoldoutRun {
     let mut intents: Vec<&str> = train
         .iter()
         .filter(|r| r.intent != OOS)
@@ -581,6 +726,7 @@ pub fn holdout_compared(
         .clamp(1, intents.len().saturating_sub(1).max(1));
     // (recall, accuracy) summed over the splits, per threshold.
     let mut sums: Vec<(f64, f64)> = Vec::new();
+    let mut kept_scores = Vec::with_capacity(splits);
     let mut seed: u64 = 0x5eed;
     for _ in 0..splits {
         let mut shuffled = intents.clone();
@@ -612,21 +758,40 @@ pub fn holdout_compared(
         let thresholds = thresholds_for(&matcher);
         let p = predict(&matcher, &relabelled, Some(language));
         sums.resize(sums.len().max(thresholds.len()), (0.0, 0.0));
-        for (sum, threshold) in sums.iter_mut().zip(thresholds) {
+        for (sum, &threshold) in sums.iter_mut().zip(&thresholds) {
             let a = accuracy(&relabelled, &p, threshold);
             sum.0 += a.oos_recall.unwrap_or(0.0);
             sum.1 += a.in_scope_accuracy;
         }
+        let mut scores = SplitScores {
+            thresholds,
+            ..SplitScores::default()
+        };
+        for (row, top) in relabelled.iter().zip(&p.top) {
+            let score = top.as_ref().map_or(f32::NEG_INFINITY, |(_, s)| *s);
+            if row.intent == OOS {
+                scores.oos.push(score);
+            } else {
+                let right = top.as_ref().is_some_and(|(i, _)| *i == row.intent);
+                scores.in_scope.push((score, right));
+            }
+        }
+        kept_scores.push(scores);
     }
     let n = splits.max(1) as f64;
-    sums.into_iter()
+    let figures = sums
+        .into_iter()
         .map(|(recall, acc)| Holdout {
             splits,
             fraction,
             oos_recall: recall / n,
             in_scope_accuracy: acc / n,
         })
-        .collect()
+        .collect();
+    HoldoutRun {
+        figures,
+        splits: kept_scores,
+    }
 }
 
 #[cfg(test)]
@@ -759,5 +924,107 @@ mod tests {
             verdicts: Vec::new(),
         };
         assert_eq!(pick_threshold(&r, &p), 0.0);
+    }
+
+    fn run(splits: Vec<SplitScores>) -> HoldoutRun {
+        HoldoutRun {
+            figures: Vec::new(),
+            splits,
+        }
+    }
+
+    #[test]
+    fn matched_compares_at_the_other_matchers_in_scope_accuracy_and_recall() {
+        // The other matcher: at its threshold 0.5, in-scope 2 of 4 right,
+        // recall 1 of 2.
+        let other = SplitScores {
+            in_scope: vec![(0.9, true), (0.6, true), (0.4, true), (0.7, false)],
+            oos: vec![0.3, 0.8],
+            thresholds: vec![0.5],
+        };
+        // Ours ranks better: every in-scope row right, out-of-scope low.
+        let ours = SplitScores {
+            in_scope: vec![(0.9, true), (0.8, true), (0.7, true), (0.2, true)],
+            oos: vec![0.1, 0.75],
+            thresholds: vec![0.6],
+        };
+        let m = matched(&run(vec![ours.clone()]), &run(vec![other.clone()])).unwrap();
+        assert_eq!(m.splits, 1);
+        assert_eq!(m.other_in_scope_accuracy, 0.5);
+        assert_eq!(m.other_oos_recall, 0.5);
+        // In-scope at least 50 % up to the threshold 0.8: recall there 1.0.
+        assert_eq!(m.oos_recall_at_same_in_scope, 1.0);
+        // Recall at least 50 % from the threshold just above 0.1 (0.2): in-scope 100 %.
+        assert_eq!(m.in_scope_accuracy_at_same_oos_recall, 1.0);
+        // Against itself: the same recall at its own in-scope accuracy, and
+        // more in scope at its own recall (0.4 keeps the recall, answers
+        // one more row right: its operating point is not the best one).
+        let same = matched(&run(vec![other.clone()]), &run(vec![other.clone()])).unwrap();
+        assert_eq!(same.oos_recall_at_same_in_scope, 0.5);
+        assert_eq!(same.in_scope_accuracy_at_same_oos_recall, 0.75);
+        // Splits must pair up.
+        assert!(matched(&run(vec![ours.clone()]), &run(vec![other.clone(), other])).is_none());
+        assert!(matched(&run(Vec::new()), &run(Vec::new())).is_none());
+    }
+
+    #[test]
+    fn matched_counts_rows_with_no_match_as_unknown() {
+        let other = SplitScores {
+            in_scope: vec![(0.9, true)],
+            oos: vec![0.2],
+            thresholds: vec![0.5],
+        };
+        let ours = SplitScores {
+            in_scope: vec![(0.9, true), (f32::NEG_INFINITY, false)],
+            oos: vec![f32::NEG_INFINITY],
+            thresholds: vec![0.5],
+        };
+        let m = matched(&run(vec![ours]), &run(vec![other])).unwrap();
+        // Ours reaches at most 50 % in scope (one row never matched): at
+        // the lowest threshold, its unmatched out-of-scope row is unknown.
+        assert_eq!(m.oos_recall_at_same_in_scope, 1.0);
+        assert_eq!(m.in_scope_accuracy_at_same_oos_recall, 0.5);
+    }
+
+    #[test]
+    fn holdout_run_keeps_each_splits_scores() {
+        let mut train = Vec::new();
+        for (intent, words) in [
+            ("hours", ["open today", "opening hours", "when do you open"]),
+            ("refund", ["refund please", "money back", "return my order"]),
+            (
+                "ship",
+                ["shipping cost", "delivery time", "do you ship abroad"],
+            ),
+            ("pay", ["pay by card", "payment methods", "can I pay cash"]),
+        ] {
+            for w in words {
+                train.push(Row {
+                    text: w.to_string(),
+                    intent: intent.to_string(),
+                });
+            }
+        }
+        let test = train.clone();
+        let build =
+            |intents: Vec<TrainingIntent>| Matcher::build(intents, MatcherConfig::default());
+        let r = holdout_run(&train, &test, "en", &build, 2, 0.25, &|_| vec![0.3, 0.0]);
+        assert_eq!(r.figures.len(), 2);
+        assert_eq!(r.splits.len(), 2);
+        for split in &r.splits {
+            // One intent of four held out: its 3 rows out of scope.
+            assert_eq!(split.oos.len(), 3);
+            assert_eq!(split.in_scope.len(), 9);
+            assert_eq!(split.thresholds, vec![0.3, 0.0]);
+        }
+        // A lower threshold never finds more unknowns.
+        assert!(r.figures[1].oos_recall <= r.figures[0].oos_recall);
+        let mean = r
+            .splits
+            .iter()
+            .map(|s| s.in_scope_accuracy(0.3))
+            .sum::<f64>()
+            / 2.0;
+        assert!((r.figures[0].in_scope_accuracy - mean).abs() < 1e-12);
     }
 }

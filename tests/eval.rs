@@ -233,6 +233,22 @@ fn bad_csv_is_an_error_with_file_and_line() {
     // Neither --train nor --intents: a usage error.
     let out = frontdesk(&["eval", "--test", bad]);
     assert_eq!(out.status.code(), Some(2));
+
+    // The semantic tier's weights out of range: a usage error naming the flag.
+    for (flag, value) in [
+        ("--semantic-scale", "-1"),
+        ("--semantic-scale", "11"),
+        ("--semantic-scale", "nan"),
+        ("--ensemble-weight", "1.5"),
+        ("--ensemble-weight", "-0.5"),
+        ("--ensemble-weight", "x"),
+        ("--ensemble-weight", ""),
+    ] {
+        let out = frontdesk(&["eval", "--train", bad, "--test", bad, flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
 }
 
 #[test]

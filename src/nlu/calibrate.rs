@@ -115,6 +115,11 @@ pub struct MatcherSettings {
     /// [`SCALE_CANDIDATES`](super::embed::SCALE_CANDIDATES) by the held-out
     /// examples (see [`build_best_of`]).
     pub semantic_scale: Option<f32>,
+    /// The semantic tier's weight of the cosine to each intent's embedding
+    /// centroid in the score, in `[0, 1]`; `None`: chosen at load among
+    /// [`ENSEMBLE_CANDIDATES`](super::embed::ENSEMBLE_CANDIDATES) with the
+    /// embedding's weight.
+    pub semantic_ensemble: Option<f32>,
 }
 
 impl Default for MatcherSettings {
@@ -125,6 +130,7 @@ impl Default for MatcherSettings {
             ambiguity_margin: MatcherConfig::DEFAULT_AMBIGUITY_MARGIN,
             calibrate: true,
             semantic_scale: None,
+            semantic_ensemble: None,
         }
     }
 }
@@ -138,6 +144,7 @@ impl From<MatcherConfig> for MatcherSettings {
             ambiguity_margin: c.ambiguity_margin,
             calibrate: false,
             semantic_scale: None,
+            semantic_ensemble: None,
         }
     }
 }
@@ -150,6 +157,7 @@ impl MatcherSettings {
             ("answer_threshold", self.answer_threshold),
             ("suggest_threshold", self.suggest_threshold),
             ("ambiguity_margin", Some(self.ambiguity_margin)),
+            ("semantic_ensemble", self.semantic_ensemble),
         ] {
             if let Some(value) = value
                 && !(0.0..=1.0).contains(&value)
@@ -256,12 +264,15 @@ pub struct Calibration {
     pub semantic_scale: Vec<ScaleScore>,
 }
 
-/// A weight of the embedding tried at load, and how its held-out samples
-/// scored at its own calibrated unknown threshold.
+/// A way of joining the embedding tried at load (its weight and the
+/// ensemble's), and how its held-out samples scored at its own calibrated
+/// unknown threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ScaleScore {
-    /// The weight.
+    /// The embedding's weight against the lexical vector.
     pub scale: f32,
+    /// The weight of the cosine to each intent's embedding centroid.
+    pub ensemble_weight: f32,
     /// What the choice maximised (see [`build_best_of`]; `None`: nothing
     /// measured).
     pub objective: Option<f64>,
@@ -298,9 +309,16 @@ impl Calibration {
             s.push_str(note);
         }
         if let Some((chosen, others)) = self.semantic_scale.split_first() {
-            s.push_str(&format!("; embedding ×{} chosen", chosen.scale));
+            let name = |o: &ScaleScore| {
+                if o.ensemble_weight > 0.0 {
+                    format!("×{} with ensemble {}", o.scale, o.ensemble_weight)
+                } else {
+                    format!("×{}", o.scale)
+                }
+            };
+            s.push_str(&format!("; embedding {} chosen", name(chosen)));
             if !others.is_empty() {
-                let tried: Vec<String> = others.iter().map(|o| format!("×{}", o.scale)).collect();
+                let tried: Vec<String> = others.iter().map(name).collect();
                 s.push_str(&format!(
                     " over {} by the held-out examples",
                     tried.join(", ")
@@ -1551,7 +1569,9 @@ mod tests {
 
     #[test]
     fn the_embedding_s_weight_is_chosen_among_the_candidates_deterministically() {
-        use super::super::embed::{SCALE_CANDIDATES, SemanticSettings, build_semantic};
+        use super::super::embed::{
+            ENSEMBLE_CANDIDATES, SCALE_CANDIDATES, SemanticSettings, build_semantic,
+        };
         let letters = Arc::new(Letters(AtomicUsize::new(0)));
         let settings = MatcherSettings::default();
         let build = || {
@@ -1563,10 +1583,19 @@ mod tests {
             )
         };
         let (matcher, c) = build();
-        let tried: Vec<f32> = c.semantic_scale.iter().map(|s| s.scale).collect();
-        assert_eq!(tried.len(), SCALE_CANDIDATES.len());
+        let tried: Vec<(f32, f32)> = c
+            .semantic_scale
+            .iter()
+            .map(|s| (s.scale, s.ensemble_weight))
+            .collect();
+        assert_eq!(
+            tried.len(),
+            SCALE_CANDIDATES.len() * ENSEMBLE_CANDIDATES.len()
+        );
         for scale in SCALE_CANDIDATES {
-            assert!(tried.contains(&scale), "{tried:?}");
+            for ensemble in ENSEMBLE_CANDIDATES {
+                assert!(tried.contains(&(scale, ensemble)), "{tried:?}");
+            }
         }
         // The chosen one (first) scores at least as well as every other.
         let best = c.semantic_scale[0].objective.unwrap();
@@ -1582,12 +1611,13 @@ mod tests {
         let (_, again) = build();
         assert_eq!(again.semantic_scale, c.semantic_scale);
         assert_eq!(again.config, c.config);
-        // The built matcher is the chosen scale's: the same scores as one
-        // built with that scale fixed.
+        // The built matcher is the chosen join's: the same scores as one
+        // built with its weights fixed.
         let fixed = SemanticSettings {
             feature_scale: c.semantic_scale[0].scale,
+            ensemble_weight: c.semantic_scale[0].ensemble_weight,
             choose_scale: false,
-            ..SemanticSettings::default()
+            choose_ensemble: false,
         };
         let (same, f) = build_semantic(intents(), &settings, letters.clone(), fixed);
         assert!(f.semantic_scale.is_empty(), "fixed: nothing chosen");
@@ -1606,7 +1636,31 @@ mod tests {
         };
         let s = SemanticSettings::from_matcher(&configured);
         assert_eq!((s.feature_scale, s.choose_scale), (2.0, false));
+        assert!(s.choose_ensemble, "the ensemble is still chosen");
         assert!(SemanticSettings::from_matcher(&settings).choose_scale);
+        // `[matcher] semantic_ensemble` fixes the ensemble's weight.
+        let s = SemanticSettings::from_matcher(&MatcherSettings {
+            semantic_ensemble: Some(0.3),
+            ..settings
+        });
+        assert_eq!((s.ensemble_weight, s.choose_ensemble), (0.3, false));
+        assert!(s.choose_scale);
+        for bad in [-0.1, 1.5, f32::NAN] {
+            assert!(
+                matches!(
+                    MatcherSettings {
+                        semantic_ensemble: Some(bad),
+                        ..settings
+                    }
+                    .validate(),
+                    Err(ConfigError::OutOfRange {
+                        name: "semantic_ensemble",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
         assert!(
             MatcherSettings {
                 semantic_scale: Some(-1.0),
