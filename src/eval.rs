@@ -541,7 +541,7 @@ pub fn holdout_with(
     fraction: f64,
     threshold_for: &dyn Fn(&Matcher) -> f32,
 ) -> Holdout {
-    let figures = holdout_compared(
+    let run = holdout_run(
         train,
         test,
         language,
@@ -550,7 +550,7 @@ pub fn holdout_with(
         fraction,
         &|m: &Matcher| vec![threshold_for(m)],
     );
-    figures.into_iter().next().unwrap_or(Holdout {
+    run.figures.into_iter().next().unwrap_or(Holdout {
         splits,
         fraction,
         oos_recall: 0.0,
@@ -558,36 +558,12 @@ pub fn holdout_with(
     })
 }
 
-/// [`holdout_with`] at several thresholds per split matcher (e.g. its own
-/// calibrated one and a fixed one), from the same splits and predictions:
-/// one [`Holdout`] per threshold `thresholds_for` gives, in its order.
-pub fn holdout_compared(
-    train: &[Row],
-    test: &[Row],
-    language: &str,
-    build: &dyn Fn(Vec<TrainingIntent>) -> Matcher,
-    splits: usize,
-    fraction: f64,
-    thresholds_for: &dyn Fn(&Matcher) -> Vec<f32>,
-) -> Vec<Holdout> {
-    holdout_run(
-        train,
-        test,
-        language,
-        build,
-        splits,
-        fraction,
-        thresholds_for,
-    )
-    .figures
-}
-
-/// [`holdout_compared`] with what each split's matcher scored, so that two
-/// matchers measured on the same splits can be compared at the same
-/// in-scope accuracy ([`matched`]).
+/// What [`holdout_run`] measured: the figures at each threshold, and what
+/// each split's matcher scored, so that two matchers measured on the same
+/// splits can be compared at the same in-scope accuracy ([`matched`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HoldoutRun {
-    /// One [`Holdout`] per threshold, as [`holdout_compared`] gives.
+    /// One [`Holdout`] per threshold `thresholds_for` gave, in its order.
     pub figures: Vec<Holdout>,
     /// Per split: its scores and the thresholds it was measured at.
     pub splits: Vec<SplitScores>,
@@ -705,7 +681,10 @@ pub fn matched(ours: &HoldoutRun, other: &HoldoutRun) -> Option<Matched> {
     Some(m)
 }
 
-/// [`holdout_compared`], keeping each split's scores ([`HoldoutRun`]).
+/// [`holdout_with`] at several thresholds per split matcher (e.g. its own
+/// calibrated one and a fixed one), from the same splits and predictions:
+/// one [`Holdout`] per threshold `thresholds_for` gives, in its order, and
+/// each split's scores ([`HoldoutRun`]).
 pub fn holdout_run(
     train: &[Row],
     test: &[Row],

@@ -1163,7 +1163,8 @@ mod tests {
         let mut all = thresholds.clone();
         all.push(0.3);
         let holdout =
-            crate::eval::holdout_compared(&train, &test, &lang, &build, 2, 0.25, &|_| all.clone());
+            crate::eval::holdout_run(&train, &test, &lang, &build, 2, 0.25, &|_| all.clone())
+                .figures;
         for (k, t) in all.iter().enumerate() {
             let a = crate::eval::accuracy(&test, &p, *t);
             println!(
