@@ -1011,6 +1011,7 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
                 ensemble_weight: args.ensemble_weight.unwrap_or(defaults.ensemble_weight),
                 choose_scale: defaults.choose_scale && args.semantic_scale.is_none(),
                 choose_ensemble: defaults.choose_ensemble && args.ensemble_weight.is_none(),
+                ..defaults
             };
             Some((embedder, settings, started.elapsed().as_secs_f64()))
         }

@@ -471,6 +471,20 @@ pub fn build_best_of(
     candidates: &[BuildFn<'_>],
     objectives: &mut Vec<Option<Measured>>,
 ) -> (Matcher, Calibration, usize) {
+    build_best_of_with(intents, settings, candidates, candidates, objectives)
+}
+
+/// [`build_best_of`] with the held-out rounds built by `candidates` and the
+/// chosen final matcher by the same index of `finals` (e.g. without and
+/// with what only speeds up the final matcher's queries). `finals` shorter
+/// than `candidates`: the candidate builds the final matcher too.
+pub fn build_best_of_with(
+    intents: Vec<TrainingIntent>,
+    settings: &MatcherSettings,
+    candidates: &[BuildFn<'_>],
+    finals: &[BuildFn<'_>],
+    objectives: &mut Vec<Option<Measured>>,
+) -> (Matcher, Calibration, usize) {
     objectives.clear();
     let Some(&build_first) = candidates.first() else {
         let (m, c) = build(intents, settings);
@@ -504,7 +518,8 @@ pub fn build_best_of(
     };
     calibration.seconds = started.elapsed().as_secs_f64();
     tracing::info!(thresholds = %calibration.describe(), "matcher thresholds");
-    (candidates[k](intents, calibration.config), calibration, k)
+    let final_build = finals.get(k).copied().unwrap_or(candidates[k]);
+    (final_build(intents, calibration.config), calibration, k)
 }
 
 /// Keeps `suggest <= answer`, moving the value that was not given.
@@ -1619,6 +1634,7 @@ mod tests {
             ensemble_weight: c.semantic_scale[0].ensemble_weight,
             choose_scale: false,
             choose_ensemble: false,
+            token_rows: true,
         };
         let (same, f) = build_semantic(intents(), &settings, letters.clone(), fixed);
         assert!(f.semantic_scale.is_empty(), "fixed: nothing chosen");

@@ -105,6 +105,13 @@ pub struct SemanticSettings {
     /// (with each weight of the embedding tried); `ensemble_weight` is then
     /// ignored.
     pub choose_ensemble: bool,
+    /// With a static model: work out, at build time, each vocabulary
+    /// token's share of every intent's score (a row of the linear model per
+    /// token, see [`Semantic::project`]), so that a query adds one row per
+    /// token instead of the embedding's features. Faster queries, a slower
+    /// build: the calibration's held-out rounds, which classify a few
+    /// hundred texts each, build without them.
+    pub token_rows: bool,
 }
 
 /// The weights of the embedding tried at load when none is configured. The
@@ -135,6 +142,7 @@ impl Default for SemanticSettings {
             ensemble_weight: 0.0,
             choose_scale: true,
             choose_ensemble: true,
+            token_rows: true,
         }
     }
 }
@@ -263,7 +271,9 @@ impl Semantic {
     /// has them): each token's share of the scores through the embedding
     /// features (see [`QueryEmbedding`]). Returns the first row's id.
     pub(crate) fn project(&self, linear: &mut LinearModel) -> Option<u32> {
-        if self.settings.feature_scale <= 0.0 && self.settings.ensemble_weight <= 0.0 {
+        if !self.settings.token_rows
+            || (self.settings.feature_scale <= 0.0 && self.settings.ensemble_weight <= 0.0)
+        {
             return None;
         }
         let vectors = self.embedder.token_vectors()?;
@@ -569,27 +579,42 @@ pub fn build_semantic(
         .iter()
         .flat_map(|&e| scales.iter().map(move |&s| (s, e)))
         .collect();
-    let builds: Vec<_> = tried
+    // The held-out rounds build without token rows (their scores are the
+    // same up to the rows' rounding); the final matcher as asked.
+    let builds = |token_rows: bool| -> Vec<_> {
+        tried
+            .iter()
+            .map(|&(feature_scale, ensemble_weight)| {
+                let shared = shared.clone();
+                move |intents, config| {
+                    let settings = SemanticSettings {
+                        feature_scale,
+                        ensemble_weight,
+                        token_rows,
+                        ..semantic
+                    };
+                    Matcher::build_semantic(intents, config, shared.clone(), settings)
+                }
+            })
+            .collect()
+    };
+    let (rounds, finals) = (builds(false), builds(semantic.token_rows));
+    let candidates: Vec<calibrate::BuildFn<'_>> = rounds
         .iter()
-        .map(|&(feature_scale, ensemble_weight)| {
-            let shared = shared.clone();
-            move |intents, config| {
-                let settings = SemanticSettings {
-                    feature_scale,
-                    ensemble_weight,
-                    ..semantic
-                };
-                Matcher::build_semantic(intents, config, shared.clone(), settings)
-            }
-        })
+        .map(|b| b as &dyn Fn(Vec<TrainingIntent>, _) -> Matcher)
         .collect();
-    let candidates: Vec<calibrate::BuildFn<'_>> = builds
+    let final_builds: Vec<calibrate::BuildFn<'_>> = finals
         .iter()
         .map(|b| b as &dyn Fn(Vec<TrainingIntent>, _) -> Matcher)
         .collect();
     let mut objectives = Vec::new();
-    let (matcher, mut calibration, chosen) =
-        calibrate::build_best_of(intents, settings, &candidates, &mut objectives);
+    let (matcher, mut calibration, chosen) = calibrate::build_best_of_with(
+        intents,
+        settings,
+        &candidates,
+        &final_builds,
+        &mut objectives,
+    );
     if tried.len() > 1 {
         // The chosen join first, then the others in order.
         let score = |k: usize| {
@@ -607,8 +632,8 @@ pub fn build_semantic(
             .map(score)
             .collect();
         tracing::info!(
-            weight = tried[chosen].0,
-            ensemble = tried[chosen].1,
+            weight = %tried[chosen].0,
+            ensemble = %tried[chosen].1,
             tried = ?tried,
             "semantic tier: the embedding's weight and the ensemble's chosen at load (fix them with semantic_scale and semantic_ensemble in [matcher])"
         );
