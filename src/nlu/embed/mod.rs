@@ -107,7 +107,7 @@ pub struct SemanticSettings {
     pub choose_ensemble: bool,
     /// With a static model: work out, at build time, each vocabulary
     /// token's share of every intent's score (a row of the linear model per
-    /// token, see [`Semantic::project`]), so that a query adds one row per
+    /// token, made when the matcher is built), so that a query adds one row per
     /// token instead of the embedding's features. Faster queries, a slower
     /// build: the calibration's held-out rounds, which classify a few
     /// hundred texts each, build without them.
