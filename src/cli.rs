@@ -1042,8 +1042,8 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
             crate::nlu::embed::build_semantic(intents, &config.matcher, embedder.clone(), settings)
         };
         // The held-out splits learn from and classify the same rows again
-        // and again: their vectors are computed once, up front (the timed
-        // queries above still run the model).
+        // and again: their vectors are computed once, up front (the
+        // measured build and the timed queries still run the model).
         let memo: Arc<dyn crate::nlu::embed::Embedder> = match train_rows.as_deref() {
             Some(rows) if args.holdout_splits > 0 => {
                 let texts: Vec<&str> = rows

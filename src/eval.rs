@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::nlu::{Example, Matcher, MatcherConfig, TrainingIntent};
+use crate::nlu::{Example, Matcher, TrainingIntent};
 
 /// The label of an out-of-scope row.
 pub const OOS: &str = "oos";
@@ -508,56 +508,6 @@ pub struct Holdout {
     pub in_scope_accuracy: f64,
 }
 
-/// Measures [`Holdout`] at the threshold `threshold_for` gives each split's
-/// matcher (the bot's automatic operating point, or a fixed one).
-pub fn holdout(
-    train: &[Row],
-    test: &[Row],
-    language: &str,
-    config: MatcherConfig,
-    splits: usize,
-    fraction: f64,
-    threshold_for: &dyn Fn(&Matcher) -> f32,
-) -> Holdout {
-    let build = |intents: Vec<TrainingIntent>| Matcher::build(intents, config);
-    holdout_with(
-        train,
-        test,
-        language,
-        &build,
-        splits,
-        fraction,
-        threshold_for,
-    )
-}
-
-/// [`holdout`] with matchers made by `build` (e.g. with the semantic tier).
-pub fn holdout_with(
-    train: &[Row],
-    test: &[Row],
-    language: &str,
-    build: &dyn Fn(Vec<TrainingIntent>) -> Matcher,
-    splits: usize,
-    fraction: f64,
-    threshold_for: &dyn Fn(&Matcher) -> f32,
-) -> Holdout {
-    let run = holdout_run(
-        train,
-        test,
-        language,
-        build,
-        splits,
-        fraction,
-        &|m: &Matcher| vec![threshold_for(m)],
-    );
-    run.figures.into_iter().next().unwrap_or(Holdout {
-        splits,
-        fraction,
-        oos_recall: 0.0,
-        in_scope_accuracy: 0.0,
-    })
-}
-
 /// What [`holdout_run`] measured: the figures at each threshold, and what
 /// each split's matcher scored, so that two matchers measured on the same
 /// splits can be compared at the same in-scope accuracy ([`matched`]).
@@ -681,10 +631,11 @@ pub fn matched(ours: &HoldoutRun, other: &HoldoutRun) -> Option<Matched> {
     Some(m)
 }
 
-/// [`holdout_with`] at several thresholds per split matcher (e.g. its own
-/// calibrated one and a fixed one), from the same splits and predictions:
-/// one [`Holdout`] per threshold `thresholds_for` gives, in its order, and
-/// each split's scores ([`HoldoutRun`]).
+/// Measures [`Holdout`] with matchers made by `build` (the lexical matcher
+/// or the semantic tier, calibrated or not) at several thresholds per split
+/// matcher (e.g. its own calibrated one and a fixed one), from the same
+/// splits and predictions: one [`Holdout`] per threshold `thresholds_for`
+/// gives, in its order, and each split's scores ([`HoldoutRun`]).
 pub fn holdout_run(
     train: &[Row],
     test: &[Row],
@@ -985,8 +936,9 @@ mod tests {
             }
         }
         let test = train.clone();
-        let build =
-            |intents: Vec<TrainingIntent>| Matcher::build(intents, MatcherConfig::default());
+        let build = |intents: Vec<TrainingIntent>| {
+            Matcher::build(intents, crate::nlu::MatcherConfig::default())
+        };
         let r = holdout_run(&train, &test, "en", &build, 2, 0.25, &|_| vec![0.3, 0.0]);
         assert_eq!(r.figures.len(), 2);
         assert_eq!(r.splits.len(), 2);
