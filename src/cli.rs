@@ -307,6 +307,9 @@ pub struct EvalArgs {
     /// Semantic tier: weight of the cosine to each intent's embedding centroid in the score, 0–1 (0: none) [default: `semantic_ensemble` in [matcher], else chosen at load among 0 and 0.3]
     #[arg(long, value_name = "W", value_parser = parse_ensemble_weight, allow_negative_numbers = true)]
     ensemble_weight: Option<f32>,
+    /// Semantic tier: share of every score that depends on the cosine to the message's nearest example, 0–1 (0: off) [default: `semantic_nearest` in [matcher], else 0.3 with a transformer, 0 with a static model]
+    #[arg(long, value_name = "W", value_parser = parse_ensemble_weight, allow_negative_numbers = true)]
+    nearest_weight: Option<f32>,
     /// One JSON object instead of text
     #[arg(long)]
     json: bool,
@@ -1011,6 +1014,7 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
                 ensemble_weight: args.ensemble_weight.unwrap_or(defaults.ensemble_weight),
                 choose_scale: defaults.choose_scale && args.semantic_scale.is_none(),
                 choose_ensemble: defaults.choose_ensemble && args.ensemble_weight.is_none(),
+                nearest_weight: args.nearest_weight.or(defaults.nearest_weight),
                 ..defaults
             };
             Some((embedder, settings, started.elapsed().as_secs_f64()))
@@ -1062,7 +1066,7 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
             crate::nlu::embed::build_semantic(intents, &config.matcher, memo.clone(), settings)
         };
         let name = format!(
-            "semantic: {} (features ×{}, ensemble {})",
+            "semantic: {} (features ×{}, ensemble {}, nearest-example gate {})",
             embedder.describe(),
             if settings.choose_scale {
                 "chosen at load".to_string()
@@ -1074,6 +1078,9 @@ fn eval(config: Config, args: EvalArgs) -> Result<ExitCode, CliError> {
             } else {
                 settings.ensemble_weight.to_string()
             },
+            settings
+                .nearest_weight
+                .map_or_else(|| "by model".to_string(), |w| w.to_string()),
         );
         let (mut semantic, semantic_run) = evaluate(
             &setup,

@@ -970,6 +970,22 @@ mod tests {
     }
 
     #[test]
+    fn matcher_semantic_nearest_is_read_and_checked() {
+        let config = parse("[matcher]\nsemantic_nearest = 0\n").unwrap();
+        assert_eq!(config.matcher.semantic_nearest, Some(0.0));
+        assert_eq!(parse("").unwrap().matcher.semantic_nearest, None);
+        let err = parse("[matcher]\nsemantic_nearest = true\n").unwrap_err();
+        assert!(err.to_string().contains("semantic_nearest"), "{err}");
+        for bad in ["-0.1", "2", "inf"] {
+            let err = parse(&format!("[matcher]\nsemantic_nearest = {bad}\n")).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "semantic_nearest"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn matcher_model_is_read_beside_the_thresholds() {
         let config =
             parse("[matcher]\nanswer_threshold = 0.6\nmodel = \"models/minilm-static\"\n").unwrap();

@@ -243,6 +243,9 @@ fn bad_csv_is_an_error_with_file_and_line() {
         ("--ensemble-weight", "-0.5"),
         ("--ensemble-weight", "x"),
         ("--ensemble-weight", ""),
+        ("--nearest-weight", "2"),
+        ("--nearest-weight", "-0.1"),
+        ("--nearest-weight", "inf"),
     ] {
         let out = frontdesk(&["eval", "--train", bad, "--test", bad, flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");

@@ -120,6 +120,12 @@ pub struct MatcherSettings {
     /// [`ENSEMBLE_CANDIDATES`](super::embed::ENSEMBLE_CANDIDATES) with the
     /// embedding's weight.
     pub semantic_ensemble: Option<f32>,
+    /// The semantic tier's nearest-example gate: the share of every score
+    /// that depends on the cosine to the message's nearest example, in
+    /// `[0, 1]` (0: off); `None`:
+    /// [`NEAREST_WEIGHT`](super::embed::NEAREST_WEIGHT) with a transformer,
+    /// off with a static model.
+    pub semantic_nearest: Option<f32>,
 }
 
 impl Default for MatcherSettings {
@@ -131,6 +137,7 @@ impl Default for MatcherSettings {
             calibrate: true,
             semantic_scale: None,
             semantic_ensemble: None,
+            semantic_nearest: None,
         }
     }
 }
@@ -145,6 +152,7 @@ impl From<MatcherConfig> for MatcherSettings {
             calibrate: false,
             semantic_scale: None,
             semantic_ensemble: None,
+            semantic_nearest: None,
         }
     }
 }
@@ -158,6 +166,7 @@ impl MatcherSettings {
             ("suggest_threshold", self.suggest_threshold),
             ("ambiguity_margin", Some(self.ambiguity_margin)),
             ("semantic_ensemble", self.semantic_ensemble),
+            ("semantic_nearest", self.semantic_nearest),
         ] {
             if let Some(value) = value
                 && !(0.0..=1.0).contains(&value)
@@ -1635,6 +1644,7 @@ mod tests {
             choose_scale: false,
             choose_ensemble: false,
             token_rows: true,
+            ..SemanticSettings::default()
         };
         let (same, f) = build_semantic(intents(), &settings, letters.clone(), fixed);
         assert!(f.semantic_scale.is_empty(), "fixed: nothing chosen");

@@ -338,6 +338,9 @@ struct LangIndex {
     /// scores through the embedding features; [`NO_ROW`] without (a query
     /// then adds the embedding feature by feature).
     embedding_rows: u32,
+    /// With the semantic tier's nearest-example gate: the examples' unit
+    /// embeddings, one after another in document order (empty otherwise).
+    example_vectors: Vec<f32>,
 }
 
 /// A token the examples of one language have.
@@ -1140,6 +1143,7 @@ struct PreparedLang {
     doc_keys: Vec<u64>,
     class_keys: Vec<u64>,
     problem: Problem,
+    doc_texts: Vec<u32>,
 }
 
 impl PreparedBuild {
@@ -1427,11 +1431,13 @@ impl Matcher {
             let mut index_groups: Vec<Group> = Vec::new();
             let mut dense_centroids: Vec<Sparse> = Vec::new();
             let mut doc_keys: Vec<u64> = Vec::new();
+            let mut doc_texts: Vec<u32> = Vec::new();
             for (intent, tfs) in lang_groups {
                 let start = docs.len();
                 let mut sum: Sparse = Vec::new();
                 for (tf, text) in &tfs {
                     doc_keys.push(example_key(&entries[intent].id, texts[*text]));
+                    doc_texts.push(*text as u32);
                     let mut v = weigh(tf);
                     sum.extend_from_slice(&v);
                     if let Some(semantic) = &semantic {
@@ -1488,6 +1494,7 @@ impl Matcher {
                 doc_keys,
                 class_keys,
                 problem,
+                doc_texts,
             });
         }
         PreparedBuild {
@@ -1536,6 +1543,7 @@ impl Matcher {
             doc_keys,
             class_keys,
             problem,
+            doc_texts,
         } in langs
         {
             let first =
@@ -1583,6 +1591,12 @@ impl Matcher {
                     *slot += 1;
                 }
             }
+            // The semantic tier's nearest-example gate compares a query
+            // with every example of the language.
+            let example_vectors = semantic
+                .as_ref()
+                .map(|s| s.example_vectors(&doc_texts))
+                .unwrap_or_default();
             let mut tokens = token_tables.remove(&lang).unwrap_or_default();
             for (hash, token) in tokens.iter_mut() {
                 token.word_idf = idf.get(token.word as usize).copied().unwrap_or(idf_unseen);
@@ -1596,6 +1610,7 @@ impl Matcher {
                 .and_then(|s| s.project(&mut linear))
                 .unwrap_or(NO_ROW);
             indexes.push(LangIndex {
+                example_vectors,
                 embedding_rows,
                 tokens,
                 lang,
@@ -1714,7 +1729,8 @@ impl Matcher {
             // The query's embedding, appended to every language's vector.
             let embedding = self.semantic.as_ref().map(|s| {
                 let features = self.indexes.iter().any(|i| i.embedding_rows == NO_ROW);
-                s.query_embedding(text, features)
+                let unit = self.indexes.iter().any(|i| !i.example_vectors.is_empty());
+                s.query_embedding(text, features, unit)
             });
             // Each language's examples are compared with the query analysed in
             // that language. The hinted language goes first, so it wins ties.
@@ -1740,8 +1756,8 @@ impl Matcher {
                     }
                 }
                 self.score_index(
-                    index,
                     li,
+                    embedding.as_ref().map_or(&[][..], |e| e.unit.as_slice()),
                     query,
                     &mut buffers.acc,
                     &mut buffers.columns,
@@ -2145,18 +2161,22 @@ impl Matcher {
         );
     }
 
-    /// Scores the groups of one language index against a query vector and
-    /// raises each intent's best score in `best`. `acc` and `columns` are
-    /// reused buffers.
+    /// Scores the groups of language index `index_no` against a query
+    /// vector (and the query's unit embedding, for the nearest-example gate;
+    /// empty without) and raises each intent's best score in `best`. `acc`
+    /// and `columns` are reused buffers.
     fn score_index(
         &self,
-        index: &LangIndex,
         index_no: usize,
+        unit: &[f32],
         query: &Sparse,
         acc: &mut Vec<f32>,
         columns: &mut Vec<f32>,
         best: &mut [(f32, Option<usize>)],
     ) {
+        let Some(index) = self.indexes.get(index_no) else {
+            return;
+        };
         // Cosines to every example, when this language keeps its postings.
         acc.clear();
         acc.resize(index.docs, 0.0);
@@ -2188,6 +2208,11 @@ impl Matcher {
         // from: its SVM would claim every message. Similarity only, then.
         let lambda = if classes < 2 { 0.0 } else { self.tuning.linear };
         let alpha = self.tuning.alpha;
+        // The nearest-example gate: one factor for every intent here.
+        let gate = self
+            .semantic
+            .as_ref()
+            .map_or(1.0, |s| s.nearest_gate(&index.example_vectors, unit));
         for (k, group) in index.groups.iter().enumerate() {
             let centroid = columns.get(classes + k).copied().unwrap_or(0.0);
             let similarity = if with_nearest {
@@ -2213,6 +2238,7 @@ impl Matcher {
             if let Some(semantic) = &self.semantic {
                 s = semantic.blend(s, columns.get(2 * classes + k).copied());
             }
+            s *= gate;
             if let Some(slot) = best.get_mut(group.intent)
                 && s > slot.0
             {
@@ -2979,6 +3005,135 @@ mod tests {
         }
     }
 
+    /// The nearest-example gate multiplies every intent's score in a
+    /// language by one factor: in one language the order stays, no score
+    /// rises, none falls below `1 - w` of itself, an example's own text
+    /// keeps its score (its nearest example is itself), and a message unlike
+    /// the examples loses. (With several languages each has its own factor,
+    /// and an intent scores its best language's score.)
+    #[test]
+    fn the_nearest_example_gate_keeps_the_order_and_lowers_far_messages() {
+        use super::super::embed::SemanticSettings;
+        let embedder = std::sync::Arc::new(HashedWords::new());
+        let w = 0.5;
+        let build = |nearest_weight: f32, nearest_max: usize| {
+            let settings = SemanticSettings {
+                nearest_weight: Some(nearest_weight),
+                ..SemanticSettings::default()
+            };
+            let tuning = Tuning {
+                nearest_max,
+                ..Tuning::default()
+            };
+            let english = intents()
+                .into_iter()
+                .map(|mut i| {
+                    i.examples.retain(|e| e.language == "en");
+                    i
+                })
+                .collect();
+            Matcher::build_tier(
+                english,
+                MatcherConfig::default(),
+                tuning,
+                Some((embedder.clone(), settings)),
+                None,
+            )
+            .0
+        };
+        let (plain, gated) = (
+            build(0.0, NEAREST_MAX_EXAMPLES),
+            build(w, NEAREST_MAX_EXAMPLES),
+        );
+        assert!(plain.indexes.iter().all(|i| i.example_vectors.is_empty()));
+        for index in &gated.indexes {
+            let examples: u32 = index.groups.iter().map(|g| g.end - g.start).sum();
+            assert_eq!(
+                index.example_vectors.len(),
+                examples as usize * HashedWords::DIM,
+                "{}",
+                index.lang
+            );
+        }
+        // A large language (no nearest-example postings) has the gate too.
+        assert!(
+            build(w, 0)
+                .indexes
+                .iter()
+                .all(|i| !i.example_vectors.is_empty())
+        );
+        // Not configured: off with a static model, on with any other.
+        struct Dense(HashedWords);
+        impl super::super::embed::Embedder for Dense {
+            fn dim(&self) -> usize {
+                self.0.dim()
+            }
+            fn embed(&self, text: &str) -> Vec<f32> {
+                self.0.embed(text)
+            }
+            fn describe(&self) -> String {
+                "dense".into()
+            }
+        }
+        let unset = SemanticSettings {
+            nearest_weight: None,
+            ..SemanticSettings::default()
+        };
+        let by_default = |embedder: std::sync::Arc<dyn super::super::embed::Embedder>| {
+            Matcher::build_tier(
+                intents(),
+                MatcherConfig::default(),
+                Tuning::default(),
+                Some((embedder, unset)),
+                None,
+            )
+            .0
+            .indexes
+            .iter()
+            .all(|i| !i.example_vectors.is_empty())
+        };
+        assert!(!by_default(embedder.clone()), "static: off");
+        assert!(
+            by_default(std::sync::Arc::new(Dense(HashedWords::new()))),
+            "dense: on"
+        );
+
+        let mut queries = fixture_queries();
+        queries.extend(["zzz qqq www", "order", "What time do you open?"].map(str::to_owned));
+        let mut lowered = 0;
+        for q in &queries {
+            let (a, b) = (plain.classify(q, None), gated.classify(q, None));
+            let ids = |c: &Classification| {
+                c.ranked
+                    .iter()
+                    .map(|r| r.intent.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&a), ids(&b), "{q:?}");
+            for (x, y) in a.ranked.iter().zip(&b.ranked) {
+                assert!(y.score <= x.score + 1e-6, "{q:?}: {a:?} {b:?}");
+                assert!(y.score >= (1.0 - w) * x.score - 1e-6, "{q:?}: {a:?} {b:?}");
+            }
+            lowered += usize::from(
+                a.ranked
+                    .first()
+                    .zip(b.ranked.first())
+                    .is_some_and(|(x, y)| y.score < x.score - 0.05),
+            );
+        }
+        assert!(lowered > 0, "no message scored lower with the gate");
+        let own = "What time do you open?";
+        let (a, b) = (
+            plain.classify(own, Some("en")),
+            gated.classify(own, Some("en")),
+        );
+        assert_eq!(top(&a), Some("opening_hours"));
+        assert!(
+            (a.ranked[0].score - b.ranked[0].score).abs() < 1e-4,
+            "{a:?} {b:?}"
+        );
+    }
+
     /// A static embedder's tokens scored through their projected rows give
     /// the scores of the embedding's features one by one, up to the rows'
     /// rounding, with and without the ensemble's centroid columns, with and
@@ -3487,8 +3642,8 @@ mod tests {
         let (mut acc, mut columns) = (Vec::new(), Vec::new());
         for v in &vectors {
             let mut best = vec![(0.0, None); m.intents.len()];
-            for (li, index) in m.indexes.iter().enumerate() {
-                m.score_index(index, li, &v[li], &mut acc, &mut columns, &mut best);
+            for (li, query) in v.iter().enumerate() {
+                m.score_index(li, &[], query, &mut acc, &mut columns, &mut best);
             }
         }
         println!("  score: {:?}", t.elapsed() / n);
