@@ -29,8 +29,8 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
-use super::EmbedError;
 use super::static_model::values_f32;
+use super::{EmbedError, dot};
 
 /// How the positions of a sequence are numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -632,24 +632,6 @@ impl Encoder {
     }
 }
 
-/// The dot product, in eight lanes (the compiler vectorises it).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0_f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
 /// erf(x) to within 1e-6: the rational approximation Eigen and XLA use for
 /// single precision (odd numerator of degree 13 over an even denominator
 /// of degree 8, on x clamped to ±4, where erf is ±1 in f32).
@@ -727,16 +709,6 @@ mod tests {
         // GELU at a few points (x·Φ(x)).
         assert!((gelu_erf(1.0) - 0.841_344_7).abs() < 1e-6);
         assert!((gelu_erf(-2.0) - -0.045_500_26).abs() < 1e-6);
-    }
-
-    #[test]
-    fn dot_matches_the_plain_sum() {
-        for n in [0, 1, 7, 8, 9, 32, 33] {
-            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
-            let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.25).collect();
-            let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - want).abs() < 1e-4, "{n}");
-        }
     }
 
     /// A safetensors file with one matrix of `dtype`, `rows` × `cols`, whose

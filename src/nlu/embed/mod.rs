@@ -476,8 +476,8 @@ pub(crate) struct QueryEmbedding {
 
 /// The dot product of two equally long vectors, in eight lanes (the
 /// compiler keeps them in vector registers; a single running sum would be
-/// added one element at a time).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// added one element at a time). The transformer's attention uses it too.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0_f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = a8
@@ -615,7 +615,7 @@ impl MatcherFactory {
                         .unwrap_or_else(|| default_nearest_weight(embedder.as_ref()));
                     tracing::info!(
                         model = %embedder.describe(),
-                        nearest_example_gate = nearest,
+                        nearest_example_gate = %nearest,
                         "semantic tier on"
                     );
                     Some(embedder)
@@ -776,6 +776,16 @@ pub fn normalize_l2(v: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_in_lanes_is_the_plain_sum_for_every_length() {
+        for n in [0, 1, 7, 8, 9, 16, 23, 384] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(x * y)).sum();
+            assert!((f64::from(dot(&a, &b)) - plain).abs() < 1e-4, "{n}");
+        }
+    }
 
     #[test]
     fn normalize_l2_gives_unit_length_and_keeps_zero() {
