@@ -249,7 +249,8 @@ fn parse_semantic_scale(s: &str) -> Result<f32, String> {
     parse_in_range(s, 0.0, crate::nlu::calibrate::MAX_SEMANTIC_SCALE)
 }
 
-fn parse_ensemble_weight(s: &str) -> Result<f32, String> {
+/// A share of a score, `[0, 1]` (`--ensemble-weight`, `--nearest-weight`).
+fn parse_share(s: &str) -> Result<f32, String> {
     parse_in_range(s, 0.0, 1.0)
 }
 
@@ -305,10 +306,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "F", value_parser = parse_semantic_scale, allow_negative_numbers = true)]
     semantic_scale: Option<f32>,
     /// Semantic tier: weight of the cosine to each intent's embedding centroid in the score, 0–1 (0: none) [default: `semantic_ensemble` in [matcher], else chosen at load among 0 and 0.3]
-    #[arg(long, value_name = "W", value_parser = parse_ensemble_weight, allow_negative_numbers = true)]
+    #[arg(long, value_name = "W", value_parser = parse_share, allow_negative_numbers = true)]
     ensemble_weight: Option<f32>,
     /// Semantic tier: share of every score that depends on the cosine to the message's nearest example, 0–1 (0: off) [default: `semantic_nearest` in [matcher], else 0.3 with a transformer, 0 with a static model]
-    #[arg(long, value_name = "W", value_parser = parse_ensemble_weight, allow_negative_numbers = true)]
+    #[arg(long, value_name = "W", value_parser = parse_share, allow_negative_numbers = true)]
     nearest_weight: Option<f32>,
     /// One JSON object instead of text
     #[arg(long)]

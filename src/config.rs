@@ -937,52 +937,57 @@ mod tests {
         assert!(parse("languages = \"en\"\n").is_err());
     }
 
-    #[test]
-    fn matcher_semantic_scale_is_read_and_checked() {
-        let config = parse("[matcher]\nsemantic_scale = 1.5\n").unwrap();
-        assert_eq!(config.matcher.semantic_scale, Some(1.5));
-        assert_eq!(parse("").unwrap().matcher.semantic_scale, None);
-        let err = parse("[matcher]\nsemantic_scale = \"x\"\n").unwrap_err();
-        assert!(err.to_string().contains("semantic_scale"), "{err}");
-        for bad in ["-1", "11", "nan"] {
-            let err = parse(&format!("[matcher]\nsemantic_scale = {bad}\n")).unwrap_err();
+    /// `[matcher] name = good` reads as `value`; missing is `None`; a value
+    /// of the wrong type and each of `bad_values` are refused on line 2,
+    /// naming the key.
+    fn check_matcher_weight(
+        name: &str,
+        good: &str,
+        value: f32,
+        wrong_type: &str,
+        bad_values: [&str; 3],
+        get: fn(&Config) -> Option<f32>,
+    ) {
+        let config = parse(&format!("[matcher]\n{name} = {good}\n")).unwrap();
+        assert_eq!(get(&config), Some(value), "{name}");
+        assert_eq!(get(&parse("").unwrap()), None, "{name}");
+        let err = parse(&format!("[matcher]\n{name} = {wrong_type}\n")).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+        for bad in bad_values {
+            let err = parse(&format!("[matcher]\n{name} = {bad}\n")).unwrap_err();
             assert!(
-                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "semantic_scale"),
-                "{bad}: {err}"
+                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == name),
+                "{name} {bad}: {err}"
             );
         }
     }
 
     #[test]
-    fn matcher_semantic_ensemble_is_read_and_checked() {
-        let config = parse("[matcher]\nsemantic_ensemble = 0.3\n").unwrap();
-        assert_eq!(config.matcher.semantic_ensemble, Some(0.3));
-        assert_eq!(parse("").unwrap().matcher.semantic_ensemble, None);
-        let err = parse("[matcher]\nsemantic_ensemble = \"x\"\n").unwrap_err();
-        assert!(err.to_string().contains("semantic_ensemble"), "{err}");
-        for bad in ["-1", "1.5", "nan"] {
-            let err = parse(&format!("[matcher]\nsemantic_ensemble = {bad}\n")).unwrap_err();
-            assert!(
-                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "semantic_ensemble"),
-                "{bad}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn matcher_semantic_nearest_is_read_and_checked() {
-        let config = parse("[matcher]\nsemantic_nearest = 0\n").unwrap();
-        assert_eq!(config.matcher.semantic_nearest, Some(0.0));
-        assert_eq!(parse("").unwrap().matcher.semantic_nearest, None);
-        let err = parse("[matcher]\nsemantic_nearest = true\n").unwrap_err();
-        assert!(err.to_string().contains("semantic_nearest"), "{err}");
-        for bad in ["-0.1", "2", "inf"] {
-            let err = parse(&format!("[matcher]\nsemantic_nearest = {bad}\n")).unwrap_err();
-            assert!(
-                matches!(&err, ConfigError::Invalid { line: 2, key, .. } if key == "semantic_nearest"),
-                "{bad}: {err}"
-            );
-        }
+    fn matcher_semantic_weights_are_read_and_checked() {
+        check_matcher_weight(
+            "semantic_scale",
+            "1.5",
+            1.5,
+            "\"x\"",
+            ["-1", "11", "nan"],
+            |c| c.matcher.semantic_scale,
+        );
+        check_matcher_weight(
+            "semantic_ensemble",
+            "0.3",
+            0.3,
+            "\"x\"",
+            ["-1", "1.5", "nan"],
+            |c| c.matcher.semantic_ensemble,
+        );
+        check_matcher_weight(
+            "semantic_nearest",
+            "0",
+            0.0,
+            "true",
+            ["-0.1", "2", "inf"],
+            |c| c.matcher.semantic_nearest,
+        );
     }
 
     #[test]

@@ -378,18 +378,17 @@ impl Semantic {
             if !(norm > 0.0 && norm.is_finite()) {
                 return QueryEmbedding::default();
             }
-            let unit = if unit {
-                sum.iter().map(|x| x / norm).collect()
-            } else {
-                Vec::new()
-            };
+            // The unit vector (what `embed` gives), for the features and
+            // the gate.
+            for x in &mut sum {
+                *x /= norm;
+            }
             let dense = if features {
-                let mut v = sum.clone();
-                normalize_l2(&mut v);
-                self.features(&v, scale).collect()
+                self.features(&sum, scale).collect()
             } else {
                 Vec::new()
             };
+            let unit = if unit { sum } else { Vec::new() };
             return QueryEmbedding {
                 dense,
                 tokens,
