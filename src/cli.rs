@@ -889,6 +889,10 @@ struct AtDefaults {
 struct EvalReport {
     /// Which matcher: `lexical`, or the semantic tier's model and settings.
     matcher: String,
+    /// The built semantic tier, as `frontdesk check` names it (whether its
+    /// vectors are centred, say); absent for the lexical matcher.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    semantic_tier: Option<String>,
     train: Option<String>,
     intents_dir: Option<String>,
     test: String,
@@ -1262,6 +1266,7 @@ fn evaluate(
     };
     let report = EvalReport {
         matcher: name.to_string(),
+        semantic_tier: matcher.semantic(),
         train: args.train.as_ref().map(|p| p.display().to_string()),
         intents_dir: args.intents.as_ref().map(|p| p.display().to_string()),
         test: args.test.display().to_string(),
@@ -1318,6 +1323,9 @@ fn print_eval(out: &mut impl Write, report: &EvalReport) -> Result<(), CliError>
             .model_load_seconds
             .map_or_else(String::new, |s| format!(" (model loaded in {s:.2} s)"))
     )?;
+    if let Some(tier) = &report.semantic_tier {
+        writeln!(out, "semantic tier: {tier}")?;
+    }
     writeln!(
         out,
         "test: {} rows ({} in scope, {} oos)",

