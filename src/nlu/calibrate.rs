@@ -1733,6 +1733,45 @@ mod tests {
     }
 
     #[test]
+    fn a_narrow_cone_is_centred_with_few_examples_an_intent_only() {
+        use super::super::embed::{SemanticSettings, build_semantic};
+        // Letter counts all point into one corner (a narrow cone).
+        let letters: Arc<dyn Embedder> = Arc::new(Letters(AtomicUsize::new(0)));
+        let settings = MatcherSettings::default();
+        let describe = |intents: Vec<TrainingIntent>| {
+            build_semantic(
+                intents,
+                &settings,
+                letters.clone(),
+                SemanticSettings::default(),
+            )
+            .0
+            .semantic()
+            .unwrap_or_default()
+        };
+        // A handful an intent, as a shop writes them: centred.
+        let few = describe(intents());
+        assert!(few.starts_with("letters; vectors centred"), "{few}");
+        // Sixteen an intent in one language (more than
+        // CENTRE_MAX_PER_INTENT): as the model gives them.
+        let many: Vec<TrainingIntent> = intents()
+            .into_iter()
+            .map(|mut intent| {
+                let first = intent.examples[0].clone();
+                intent.examples = (0..16)
+                    .map(|k| {
+                        let mut e = first.clone();
+                        e.text = format!("{} {k}", first.text);
+                        e
+                    })
+                    .collect();
+                intent
+            })
+            .collect();
+        assert_eq!(describe(many), "letters");
+    }
+
+    #[test]
     fn the_embedding_cache_encodes_each_text_once() {
         let letters = Arc::new(Letters(AtomicUsize::new(0)));
         let cache = EmbeddingCache::new(letters.clone(), &["hello", "world", "hello"]);

@@ -1406,7 +1406,23 @@ impl Matcher {
         let idf_unseen = (n + 1.0).ln() + 1.0;
         let semantic = semantic.map(|(embedder, settings)| {
             let langs: Vec<&str> = text_langs.iter().map(String::as_str).collect();
-            Semantic::new(embedder, settings, kinds.len(), &texts, &langs)
+            // The languages with few examples an intent, where centring a
+            // narrow cone pays (see `CENTRE_MAX_PER_INTENT`).
+            let mut per_lang: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+            for (lang, _) in groups.keys() {
+                per_lang.entry(lang.as_str()).or_default().0 += 1;
+            }
+            for lang in &langs {
+                per_lang.entry(lang).or_default().1 += 1;
+            }
+            let few_shot: Vec<&str> = per_lang
+                .iter()
+                .filter(|(_, (intents, examples))| {
+                    *examples <= super::embed::CENTRE_MAX_PER_INTENT * (*intents).max(1)
+                })
+                .map(|(lang, _)| *lang)
+                .collect();
+            Semantic::new(embedder, settings, kinds.len(), &texts, &langs, &few_shot)
         });
         let features = kinds.len() + semantic.as_ref().map_or(0, Semantic::dim);
 
