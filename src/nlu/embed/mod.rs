@@ -1103,41 +1103,35 @@ mod tests {
             unit([0.8, 0.0, 0.6]),
             unit([0.8, 0.0, 0.4]),
         ];
-        let tier = Semantic::new(
-            Arc::new(Fixed {
-                vectors: vectors.clone(),
-                tokens: None,
-            }),
-            SemanticSettings::default(),
-            0,
-            &["0", "1", "2", "3"],
-            &["en", "en", "es", "es"],
-            &["en", "es"],
-        );
-        assert!(tier.describe().contains("centred"), "{}", tier.describe());
+        // Centred in the languages `few_shot` names.
+        let tier = |few_shot: &[&str]| {
+            Semantic::new(
+                Arc::new(Fixed {
+                    vectors: vectors.clone(),
+                    tokens: None,
+                }),
+                SemanticSettings::default(),
+                0,
+                &["0", "1", "2", "3"],
+                &["en", "en", "es", "es"],
+                few_shot,
+            )
+        };
+        let both = tier(&["en", "es"]);
+        assert!(both.describe().contains("centred"), "{}", both.describe());
         // English: the mean lies on x, so the first example is all y.
         let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
-        let first = tier.example_vectors(&[0]);
+        let first = both.example_vectors(&[0]);
         assert!(close(&first, &[0.0, 1.0, 0.0]), "{first:?}");
         // The same text as a message, compared with English or Spanish.
-        let message = tier.query_embedding("0", true, true);
-        let en = tier.for_language(&message, "en").unwrap().unit;
-        let es = tier.for_language(&message, "es").unwrap().unit;
+        let message = both.query_embedding("0", true, true);
+        let en = both.for_language(&message, "en").unwrap().unit;
+        let es = both.for_language(&message, "es").unwrap().unit;
         assert!(close(&en, &first), "{en:?}");
         assert!(!close(&es, &first), "{es:?}");
         assert!(es[2] < -0.5, "{es:?}");
         // Spanish with many examples an intent: not centred.
-        let english_only = Semantic::new(
-            Arc::new(Fixed {
-                vectors: vectors.clone(),
-                tokens: None,
-            }),
-            SemanticSettings::default(),
-            0,
-            &["0", "1", "2", "3"],
-            &["en", "en", "es", "es"],
-            &["en"],
-        );
+        let english_only = tier(&["en"]);
         assert!(close(&english_only.example_vectors(&[0]), &first));
         assert_eq!(english_only.example_vectors(&[2]), vectors[2]);
         let message = english_only.query_embedding("2", true, true);
@@ -1146,17 +1140,7 @@ mod tests {
             vectors[2]
         );
         // No few-shot language: nothing centred.
-        let none = Semantic::new(
-            Arc::new(Fixed {
-                vectors,
-                tokens: None,
-            }),
-            SemanticSettings::default(),
-            0,
-            &["0", "1", "2", "3"],
-            &["en", "en", "es", "es"],
-            &[],
-        );
+        let none = tier(&[]);
         assert_eq!(none.describe(), "fixed");
     }
 
