@@ -258,11 +258,10 @@ impl Semantic {
         // examples; each few-shot language is centred on its own examples'
         // mean (the matcher compares a message with one language's
         // examples at a time), or on all of them when it has fewer than
-        // two. A static model's query
-        // is a sum of token rows worked out at build (`project`): no
-        // centring there (its cones are wide anyway).
+        // two. A static model's query is a sum of token rows worked out at
+        // build (`project`): no centring there (its cones are wide anyway).
         let dim = embedder.dim();
-        let (mean, cone) = centre_of(&examples, dim);
+        let (mean, cone) = centre_of(examples.iter(), dim);
         let mut centres: Vec<(String, Vec<f32>)> = Vec::new();
         if cone > CENTRE_CONE && embedder.token_vectors().is_none() {
             let mut names: Vec<&str> = langs.to_vec();
@@ -270,13 +269,12 @@ impl Semantic {
             names.dedup();
             names.retain(|lang| few_shot.contains(lang));
             for lang in names {
-                let own: Vec<Vec<f32>> = examples
+                let own = examples
                     .iter()
                     .zip(langs)
                     .filter(|(_, l)| **l == lang)
-                    .map(|(e, _)| e.clone())
-                    .collect();
-                let (centre, _) = centre_of(&own, dim);
+                    .map(|(e, _)| e);
+                let (centre, _) = centre_of(own, dim);
                 let centre = if centre.is_empty() {
                     mean.clone()
                 } else {
@@ -545,13 +543,10 @@ pub const CENTRE_MAX_PER_INTENT: usize = 15;
 /// The mean of the examples' non-zero vectors of length `dim`, and its
 /// squared length (1: all alike; near 0: spread in every direction). No
 /// mean (and 0) with fewer than two such vectors.
-fn centre_of(examples: &[Vec<f32>], dim: usize) -> (Vec<f32>, f32) {
+fn centre_of<'a>(examples: impl Iterator<Item = &'a Vec<f32>>, dim: usize) -> (Vec<f32>, f32) {
     let mut mean = vec![0.0_f32; dim];
     let mut n = 0_usize;
-    for e in examples
-        .iter()
-        .filter(|e| e.len() == dim && e.iter().any(|&x| x != 0.0))
-    {
+    for e in examples.filter(|e| e.len() == dim && e.iter().any(|&x| x != 0.0)) {
         for (m, x) in mean.iter_mut().zip(e) {
             *m += x;
         }
@@ -988,30 +983,30 @@ mod tests {
             unit([0.9, 0.0, 0.2]),
             unit([0.9, -0.2, 0.0]),
         ];
-        let (mean, cone) = centre_of(&narrow, 3);
+        let (mean, cone) = centre_of(narrow.iter(), 3);
         assert!(cone > 0.9 && cone <= 1.0, "{cone}");
         assert!((dot(&mean, &mean) - cone).abs() < 1e-6);
         // Three orthogonal directions: a third.
-        let wide = vec![
+        let wide = [
             unit([1.0, 0.0, 0.0]),
             unit([0.0, 1.0, 0.0]),
             unit([0.0, 0.0, 1.0]),
         ];
-        assert!((centre_of(&wide, 3).1 - 1.0 / 3.0).abs() < 1e-6);
+        assert!((centre_of(wide.iter(), 3).1 - 1.0 / 3.0).abs() < 1e-6);
         // Zero vectors (no known token) and vectors of another length are
         // not examples of the cone; with fewer than two there is none.
         let mut sparse = narrow.clone();
         sparse.push(vec![0.0; 3]);
         sparse.push(vec![1.0; 4]);
-        assert_eq!(centre_of(&sparse, 3), centre_of(&narrow, 3));
-        assert_eq!(centre_of(&narrow[..1], 3), (Vec::new(), 0.0));
-        assert_eq!(centre_of(&[], 3), (Vec::new(), 0.0));
+        assert_eq!(centre_of(sparse.iter(), 3), centre_of(narrow.iter(), 3));
+        assert_eq!(centre_of(narrow[..1].iter(), 3), (Vec::new(), 0.0));
+        assert_eq!(centre_of([].iter(), 3), (Vec::new(), 0.0));
     }
 
     #[test]
     fn recentring_spreads_a_narrow_cone_and_keeps_unit_length() {
-        let narrow = vec![unit([0.9, 0.2, 0.0]), unit([0.9, -0.2, 0.0])];
-        let (centre, _) = centre_of(&narrow, 3);
+        let narrow = [unit([0.9, 0.2, 0.0]), unit([0.9, -0.2, 0.0])];
+        let (centre, _) = centre_of(narrow.iter(), 3);
         let before = dot(&narrow[0], &narrow[1]);
         let (mut a, mut b) = (narrow[0].clone(), narrow[1].clone());
         recentre(&mut a, &centre);
