@@ -436,38 +436,66 @@ struct Loaded {
     dir: PathBuf,
     snapshot: Snapshot,
     matchers: MatcherFactory,
+    /// The knowledge's matcher is the lexical one, built while the
+    /// factory's model waits to be used by an upgrade in the background.
+    upgrade: bool,
 }
 
-fn load_for_serving(config: &Config, dir: PathBuf) -> Result<Loaded, CliError> {
+/// Loads the intents to serve. With a sentence model and `background`,
+/// the matcher is the lexical one (about a second even for thousands of
+/// examples) and [`Loaded::upgrade`] is set: the model's tier, which puts
+/// every example through the model, is built after the bot starts
+/// answering, so that a restart never leaves customers waiting on it.
+fn load_for_serving(config: &Config, dir: PathBuf, background: bool) -> Result<Loaded, CliError> {
     // Looked at before loading: a change made during the load is seen.
     let snapshot = Snapshot::take(&dir);
     let matchers = MatcherFactory::new(config.matcher, config.matcher_model.as_deref());
-    let knowledge = build_knowledge(config, &matchers, &dir)?;
+    let upgrade = background && matchers.embedder().is_some();
+    let knowledge = if upgrade {
+        tracing::info!(
+            "answering with the lexical matcher until the semantic tier is built (in the background)"
+        );
+        build_knowledge(config, &MatcherFactory::lexical(config.matcher), &dir)?
+    } else {
+        build_knowledge(config, &matchers, &dir)?
+    };
     Ok(Loaded {
         knowledge,
         dir,
         snapshot,
         matchers,
+        upgrade,
     })
 }
 
 /// Starts hot reload of the intents into `engine`, unless `intents_reload`
-/// is off. The watcher stops when dropped.
+/// is off, after building the semantic tier first when the bot started on
+/// the lexical matcher ([`Loaded::upgrade`]). The watcher stops when
+/// dropped.
 fn watch_intents(
     config: &Config,
     engine: &Arc<Engine>,
     dir: PathBuf,
     snapshot: Snapshot,
     matchers: MatcherFactory,
+    upgrade: bool,
 ) -> Option<Watcher> {
-    let interval = config.intents_reload()?;
+    let interval = config.intents_reload();
+    if interval.is_none() && !upgrade {
+        return None;
+    }
     let load_config = config.clone();
     let reloader = Reloader::new(
         engine.clone(),
         dir,
         Box::new(move |dir: &Path| build_knowledge(&load_config, &matchers, dir)),
     );
-    match Watcher::start(reloader, snapshot, interval) {
+    let started = match interval {
+        _ if upgrade => Watcher::start_upgrading(reloader, interval),
+        Some(interval) => Watcher::start(reloader, snapshot, interval),
+        None => return None,
+    };
+    match started {
         Ok(watcher) => Some(watcher),
         Err(error) => {
             tracing::warn!(%error, "cannot watch the intents: changed intent files need a restart");
@@ -478,37 +506,44 @@ fn watch_intents(
 
 /// The engine `chat` and `run` serve with: the intents loaded, the store
 /// opened and hot reload of the intents started (it stops when the watcher
-/// is dropped).
+/// is dropped). `background`: with a sentence model, start on the lexical
+/// matcher and build the model's tier after (see [`load_for_serving`]).
 fn start_engine(
     config: &Config,
     intents: &IntentsArg,
     data: &DataArg,
+    background: bool,
 ) -> Result<(Arc<Engine>, Option<Watcher>), CliError> {
-    let loaded = load_for_serving(config, intents_dir(config, intents))?;
+    let Loaded {
+        knowledge,
+        dir,
+        snapshot,
+        matchers,
+        upgrade,
+    } = load_for_serving(config, intents_dir(config, intents), background)?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir(config, data))?);
     let engine = Arc::new(Engine::new(
         store,
-        loaded.knowledge,
+        knowledge,
         EngineSettings::from_config(config),
     ));
-    let watcher = watch_intents(
-        config,
-        &engine,
-        loaded.dir,
-        loaded.snapshot,
-        loaded.matchers,
-    );
+    let watcher = watch_intents(config, &engine, dir, snapshot, matchers, upgrade);
     Ok((engine, watcher))
 }
 
 fn chat(config: Config, args: ChatArgs) -> Result<ExitCode, CliError> {
-    let (engine, _watcher) = start_engine(&config, &args.intents, &args.data)?;
+    let interactive = std::io::stdin().is_terminal();
+    // Typed conversations start at once, on the lexical matcher while a
+    // sentence model's tier builds; piped ones (scripts, tests) wait for
+    // it, so that the same input always gets the same answers; unless
+    // `wait_for_model` says otherwise.
+    let background = !config.matcher_wait_for_model.unwrap_or(!interactive);
+    let (engine, _watcher) = start_engine(&config, &args.intents, &args.data, background)?;
     let identity = ConsoleIdentity {
         customer_id: args.customer_id,
         customer_name: args.customer_name,
         staff_name: args.staff_name,
     };
-    let interactive = std::io::stdin().is_terminal();
     let mut console = Console::new(&engine, identity, interactive);
     let stdin = std::io::stdin();
     let mut input: Box<dyn BufRead> = Box::new(stdin.lock());
@@ -522,8 +557,11 @@ fn serve(config: Config, args: RunArgs) -> Result<ExitCode, CliError> {
     if !config.telegram.enabled() && !config.discord.enabled() {
         return Err(crate::channels::ChannelError::NoChannel.into());
     }
-    // Rebuilds run on the watcher's own thread, not on the runtime's workers.
-    let (engine, _watcher) = start_engine(&config, &args.intents, &args.data)?;
+    // Rebuilds run on the watcher's own thread, not on the runtime's
+    // workers; so does the semantic tier's first build, while the bot
+    // already answers on the lexical matcher.
+    let background = !config.matcher_wait_for_model.unwrap_or(false);
+    let (engine, _watcher) = start_engine(&config, &args.intents, &args.data, background)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

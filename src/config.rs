@@ -176,6 +176,13 @@ pub struct Config {
     /// semantic tier (feature `semantic`), if any.
     #[serde(skip)]
     pub matcher_model: Option<PathBuf>,
+    /// `[matcher] wait_for_model`: `true`, the bot starts answering only
+    /// once the semantic tier is built; `false`, it answers at once with the
+    /// lexical matcher while the tier builds in the background. Not set:
+    /// `run` and a typed `chat` answer at once, a piped `chat` waits (the
+    /// same input then always gets the same answers).
+    #[serde(skip)]
+    pub matcher_wait_for_model: Option<bool>,
     /// The satisfaction question.
     pub survey: SurveyConfig,
     /// Ticket settings: targets, reminders, managers.
@@ -202,6 +209,7 @@ impl Default for Config {
             languages: vec!["en".into(), "es".into(), "it".into()],
             matcher: MatcherSettings::default(),
             matcher_model: None,
+            matcher_wait_for_model: None,
             survey: SurveyConfig::default(),
             tickets: TicketsConfig::default(),
             hours: HoursConfig::default(),
@@ -247,6 +255,13 @@ where
             "`model` must be a directory path in quotes, e.g. model = \"models/minilm-static\"",
         ));
     }
+    if let Some(wait) = table.remove("wait_for_model")
+        && !wait.is_bool()
+    {
+        return Err(D::Error::custom(
+            "`wait_for_model` must be true or false (without quotes)",
+        ));
+    }
     MatcherSettings::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
         // The error of a re-read table has no position: name the key.
         let key = table.keys().find(|k| {
@@ -275,6 +290,7 @@ struct ModelKey {
 #[derive(Debug, Default, Deserialize)]
 struct ModelOnly {
     model: Option<PathBuf>,
+    wait_for_model: Option<bool>,
 }
 
 /// `[survey]`.
@@ -560,10 +576,9 @@ impl Config {
         };
         let mut config: Config = toml::from_str(text).map_err(invalid)?;
         // `[matcher] model` is read apart: the thresholds are `MatcherSettings`.
-        config.matcher_model = toml::from_str::<ModelKey>(text)
-            .map_err(invalid)?
-            .matcher
-            .model;
+        let model = toml::from_str::<ModelKey>(text).map_err(invalid)?.matcher;
+        config.matcher_model = model.model;
+        config.matcher_wait_for_model = model.wait_for_model;
         config
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid {
@@ -1006,6 +1021,20 @@ mod tests {
         assert!(err.to_string().contains("directory path"), "{err}");
         let err = parse("[matcher]\nmodle = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("modle"), "{err}");
+    }
+
+    #[test]
+    fn wait_for_model_is_a_bool_beside_the_model() {
+        assert_eq!(parse("").unwrap().matcher_wait_for_model, None);
+        let config = parse("[matcher]\nmodel = \"m\"\nwait_for_model = true\n").unwrap();
+        assert_eq!(config.matcher_wait_for_model, Some(true));
+        assert_eq!(config.matcher_model.as_deref(), Some(Path::new("m")));
+        let config = parse("[matcher]\nwait_for_model = false\n").unwrap();
+        assert_eq!(config.matcher_wait_for_model, Some(false));
+        for bad in ["\"yes\"", "1", "[]", "\"\""] {
+            let err = parse(&format!("[matcher]\nwait_for_model = {bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("true or false"), "{bad}: {err}");
+        }
     }
 
     #[test]

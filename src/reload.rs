@@ -20,6 +20,13 @@
 //!   Building happens on this module's own thread, never on the async
 //!   runtime's workers; the lock is held only for the pointer swap.
 //!
+//! - **Upgrade** ([`Watcher::start_upgrading`]): with a sentence model
+//!   configured, the bot starts answering on the lexical matcher (built in
+//!   about a second) and this thread builds the matcher with the model's
+//!   tier (seconds to minutes: every example goes through the model), then
+//!   swaps it in as a reload does, and only then watches for changes, so a
+//!   reload never races the upgrade.
+//!
 //! The loading itself is the caller's (`cli::build_knowledge`): the same
 //! function the bot starts with, with the same
 //! [`MatcherFactory`](crate::nlu::embed::MatcherFactory), so a configured
@@ -192,6 +199,39 @@ impl Reloader {
         }
     }
 
+    /// Builds the engine's matcher again from the directory, as a reload
+    /// does, for a bot that started on the lexical matcher while its
+    /// sentence model's tier was built (`load` builds with the model):
+    /// swaps it in when it builds, and says so. On error the engine keeps
+    /// the lexical matcher (the next change of the intents is loaded with
+    /// the model again).
+    pub fn upgrade(&self) -> Result<usize, ReloadError> {
+        let started = Instant::now();
+        let loaded = catch_unwind(AssertUnwindSafe(|| (self.load)(&self.dir)))
+            .map_err(|panic| ReloadError::Panicked(panic_message(panic.as_ref())));
+        match loaded {
+            Ok(Ok(knowledge)) => {
+                let n = knowledge.intents.len();
+                self.engine.replace_knowledge(knowledge);
+                tracing::info!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "the semantic tier is built: answering the {n} intents with it from now on"
+                );
+                Ok(n)
+            }
+            Ok(Err(e)) => Err(self.report_upgrade(e.into())),
+            Err(e) => Err(self.report_upgrade(e)),
+        }
+    }
+
+    fn report_upgrade(&self, error: ReloadError) -> ReloadError {
+        tracing::error!(
+            "the semantic tier was not built for the intents in {}; still answering with the lexical matcher. {error}",
+            self.dir.display()
+        );
+        error
+    }
+
     fn report(&self, error: ReloadError) -> ReloadError {
         tracing::error!(
             "the intents in {} changed but were not reloaded; still answering with the {} intents loaded before. {error}",
@@ -210,7 +250,14 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_string())
 }
 
-/// The watcher thread; stopped (and waited for) when dropped.
+/// How long dropping a [`Watcher`] waits for a build in progress before
+/// leaving it to end with the process (a build cannot be interrupted, and a
+/// sentence model's can take minutes; the store is flushed after every
+/// change, so nothing waits on it).
+pub const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// The watcher thread; stopped when dropped (waited for up to
+/// [`STOP_WAIT`]).
 pub struct Watcher {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -225,10 +272,32 @@ impl Watcher {
         loaded: Snapshot,
         interval: Duration,
     ) -> std::io::Result<Watcher> {
+        Watcher::spawn(move |stopped| watch(&reloader, loaded, interval, stopped))
+    }
+
+    /// Starts a thread that first [upgrades](Reloader::upgrade) the
+    /// engine's matcher (the bot started on the lexical one), then, with
+    /// an `interval`, watches the directory as [`Watcher::start`] does.
+    pub fn start_upgrading(
+        reloader: Reloader,
+        interval: Option<Duration>,
+    ) -> std::io::Result<Watcher> {
+        Watcher::spawn(move |stopped| {
+            // Looked at before loading: a change made during the build is seen.
+            let loaded = Snapshot::take(reloader.dir());
+            // The outcome is logged by `upgrade`.
+            let _ = reloader.upgrade();
+            if let Some(interval) = interval {
+                watch(&reloader, loaded, interval, stopped);
+            }
+        })
+    }
+
+    fn spawn(body: impl FnOnce(&mpsc::Receiver<()>) + Send + 'static) -> std::io::Result<Watcher> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("intents-reload".into())
-            .spawn(move || watch(&reloader, loaded, interval, &stopped))?;
+            .spawn(move || body(&stopped))?;
         Ok(Watcher {
             stop: Some(stop),
             thread: Some(thread),
@@ -238,11 +307,21 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        // Dropping the sender wakes the thread, which then ends.
+        // Dropping the sender wakes the thread, which then ends, unless it
+        // is building: that is waited for up to `STOP_WAIT`.
         drop(self.stop.take());
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let waited = Instant::now();
+        while !thread.is_finished() && waited.elapsed() < STOP_WAIT {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !thread.is_finished() {
+            tracing::debug!("a matcher build is still running: not waiting for it");
+            return;
+        }
+        if thread.join().is_err() {
             tracing::error!("the intents reload thread panicked");
         }
     }
@@ -487,6 +566,145 @@ answer.en = "We are open 9 to 5."
         let e = reloader.reload().unwrap_err().to_string();
         assert!(e.contains("matcher bug"), "{e}");
         assert_eq!(engine.knowledge().intents.len(), 1);
+    }
+
+    /// Polls `done` every few milliseconds until it holds, with a
+    /// generous bound (no timing asserted).
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "waited too long for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A loader that counts its builds.
+    fn counting() -> (Arc<std::sync::atomic::AtomicUsize>, Box<LoadFn>) {
+        let builds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = builds.clone();
+        let load = Box::new(move |dir: &Path| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            load(dir)
+        });
+        (builds, load)
+    }
+
+    fn count(builds: &std::sync::atomic::AtomicUsize) -> usize {
+        builds.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn an_upgrade_swaps_in_the_full_build_then_watches_for_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "hours.toml", HOURS);
+        let engine = engine(d);
+        let started_with = engine.knowledge();
+        let (builds, full) = counting();
+        let reloader = Reloader::new(engine.clone(), d.to_path_buf(), full);
+        let watcher = Watcher::start_upgrading(reloader, Some(Duration::from_millis(20))).unwrap();
+        wait_until("the upgrade", || {
+            !Arc::ptr_eq(&started_with, &engine.knowledge())
+        });
+        assert_eq!(count(&builds), 1);
+        // Then it watches: a change is loaded with the same loader.
+        write(d, "hours.toml", &HOURS.replace("9 to 5", "10 to 4"));
+        wait_until("the reload", || {
+            answer(&engine, "opening_hours").as_deref() == Some("We are open 10 to 4.")
+        });
+        drop(watcher);
+        assert_eq!(count(&builds), 2);
+
+        // Without hot reload, the thread upgrades once and ends.
+        let engine = self::engine(d);
+        let started_with = engine.knowledge();
+        let (builds, full) = counting();
+        let reloader = Reloader::new(engine.clone(), d.to_path_buf(), full);
+        let watcher = Watcher::start_upgrading(reloader, None).unwrap();
+        wait_until("the upgrade", || {
+            !Arc::ptr_eq(&started_with, &engine.knowledge())
+        });
+        write(d, "hours.toml", HOURS);
+        std::thread::sleep(Duration::from_millis(100));
+        drop(watcher);
+        assert_eq!(count(&builds), 1, "no reload without an interval");
+        assert_eq!(
+            answer(&engine, "opening_hours").unwrap(),
+            "We are open 10 to 4."
+        );
+    }
+
+    #[test]
+    fn a_failed_upgrade_keeps_the_lexical_set_and_the_next_change_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "hours.toml", HOURS);
+        let engine = engine(d);
+        let started_with = engine.knowledge();
+        // The directory broke between the first load and the upgrade.
+        write(
+            d,
+            "hours.toml",
+            &HOURS.replace("answer.en =", "answer.en = ["),
+        );
+        let reloader = Reloader::new(engine.clone(), d.to_path_buf(), Box::new(load));
+        let e = reloader.upgrade().unwrap_err().to_string();
+        assert!(e.contains("hours.toml:"), "{e}");
+        assert!(Arc::ptr_eq(&started_with, &engine.knowledge()));
+        assert_eq!(
+            answer(&engine, "opening_hours").unwrap(),
+            "We are open 9 to 5."
+        );
+        // A panicking build is an error too, and changes nothing.
+        let panicking = Reloader::new(
+            engine.clone(),
+            d.to_path_buf(),
+            Box::new(|_: &Path| panic!("model exploded")),
+        );
+        let e = panicking.upgrade().unwrap_err().to_string();
+        assert!(e.contains("model exploded"), "{e}");
+        assert!(Arc::ptr_eq(&started_with, &engine.knowledge()));
+
+        // Watching after a failed upgrade: the fix is loaded.
+        let watcher = Watcher::start_upgrading(reloader, Some(Duration::from_millis(20))).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        write(d, "hours.toml", &HOURS.replace("9 to 5", "7 to 7"));
+        wait_until("the fix", || {
+            answer(&engine, "opening_hours").as_deref() == Some("We are open 7 to 7.")
+        });
+        drop(watcher);
+    }
+
+    #[test]
+    fn dropping_the_watcher_does_not_wait_for_a_long_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "hours.toml", HOURS);
+        let engine = engine(d);
+        let started_with = engine.knowledge();
+        // A build that takes as long as the test wants: it waits for `release`.
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let (building, started) = mpsc::channel::<()>();
+        let building = std::sync::Mutex::new(building);
+        let slow = move |dir: &Path| {
+            let _ = building.lock().unwrap().send(());
+            let _ = gate.lock().unwrap().recv();
+            load(dir)
+        };
+        let reloader = Reloader::new(engine.clone(), d.to_path_buf(), Box::new(slow));
+        let watcher = Watcher::start_upgrading(reloader, Some(Duration::from_millis(20))).unwrap();
+        started.recv_timeout(Duration::from_secs(60)).unwrap();
+        // Returns although the build is still running (it would never end
+        // without `release`).
+        drop(watcher);
+        assert!(Arc::ptr_eq(&started_with, &engine.knowledge()));
+        // Released: the build ends and is swapped in; the thread then stops
+        // (its stop signal was given) instead of watching.
+        release.send(()).unwrap();
+        wait_until("the released build", || {
+            !Arc::ptr_eq(&started_with, &engine.knowledge())
+        });
     }
 
     #[test]

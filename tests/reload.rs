@@ -238,3 +238,73 @@ fn an_edited_intent_is_answered_without_a_restart_and_a_broken_edit_keeps_the_la
     bot.ask("What time do you open?", old_answer);
     bot.finish();
 }
+
+/// With a sentence model configured and `wait_for_model = false`, the bot
+/// answers at once on the lexical matcher and swaps in the semantic tier
+/// when its build is done; a piped `chat` without the key waits for it.
+#[cfg(feature = "semantic")]
+#[test]
+fn with_a_model_the_bot_answers_at_once_and_builds_the_semantic_tier_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = repo().join("tests/data/semantic/tiny-static");
+    let config = tmp.path().join("frontdesk.toml");
+    let write_config = |wait: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "intents_reload = \"1s\"\n[matcher]\nmodel = {:?}\n{wait}",
+                model.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+    };
+    write_config("wait_for_model = false\n");
+    let mut bot = Bot::start(&config, &tmp.path().join("data"));
+    bot.log
+        .wait_for("the model loaded", |l| l.contains("semantic tier on"));
+    bot.log.wait_for("the lexical start", |l| {
+        l.contains("answering with the lexical matcher until the semantic tier is built")
+    });
+    bot.ask("When are you open?", "Monday to Friday");
+    let built = bot.log.wait_for("the semantic tier's build", |l| {
+        l.contains("the semantic tier is built")
+    });
+    assert!(built.contains("26 intents"), "{built}");
+    bot.ask("What are your opening hours?", "Monday to Friday");
+    bot.finish();
+
+    // Piped, without the key: the tier is built before the first answer.
+    write_config("");
+    let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        .args(["-v", "chat", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(tmp.path().join("data2"))
+        .current_dir(repo())
+        .env_remove("FRONTDESK_CONFIG")
+        .env_remove("FRONTDESK_DATA")
+        .env_remove("FRONTDESK_INTENTS")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("semantic tier on"), "{log}");
+    assert!(!log.contains("until the semantic tier is built"), "{log}");
+    assert!(!log.contains("the semantic tier is built"), "{log}");
+
+    // A wrong value is a config error naming the key.
+    write_config("wait_for_model = \"no\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        .args(["chat", "--config"])
+        .arg(&config)
+        .current_dir(repo())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wait_for_model"), "{err}");
+}
