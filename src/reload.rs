@@ -180,23 +180,7 @@ impl Reloader {
     /// number of intents now in use. On error the engine's set is untouched.
     /// Either way the outcome is logged.
     pub fn reload(&self) -> Result<usize, ReloadError> {
-        let started = Instant::now();
-        let loaded = catch_unwind(AssertUnwindSafe(|| (self.load)(&self.dir)))
-            .map_err(|panic| ReloadError::Panicked(panic_message(panic.as_ref())));
-        match loaded {
-            Ok(Ok(knowledge)) => {
-                let n = knowledge.intents.len();
-                self.engine.replace_knowledge(knowledge);
-                tracing::info!(
-                    millis = started.elapsed().as_millis() as u64,
-                    "reloaded {n} intents from {}",
-                    self.dir.display()
-                );
-                Ok(n)
-            }
-            Ok(Err(e)) => Err(self.report(e.into())),
-            Err(e) => Err(self.report(e)),
-        }
+        self.load_and_swap(Outcome::Reload)
     }
 
     /// Builds the engine's matcher again from the directory, as a reload
@@ -206,40 +190,54 @@ impl Reloader {
     /// the lexical matcher (the next change of the intents is loaded with
     /// the model again).
     pub fn upgrade(&self) -> Result<usize, ReloadError> {
+        self.load_and_swap(Outcome::Upgrade)
+    }
+
+    fn load_and_swap(&self, outcome: Outcome) -> Result<usize, ReloadError> {
         let started = Instant::now();
         let loaded = catch_unwind(AssertUnwindSafe(|| (self.load)(&self.dir)))
             .map_err(|panic| ReloadError::Panicked(panic_message(panic.as_ref())));
-        match loaded {
+        let error = match loaded {
             Ok(Ok(knowledge)) => {
                 let n = knowledge.intents.len();
                 self.engine.replace_knowledge(knowledge);
-                tracing::info!(
-                    millis = started.elapsed().as_millis() as u64,
-                    "the semantic tier is built: answering the {n} intents with it from now on"
-                );
-                Ok(n)
+                let millis = started.elapsed().as_millis() as u64;
+                match outcome {
+                    Outcome::Reload => {
+                        tracing::info!(millis, "reloaded {n} intents from {}", self.dir.display())
+                    }
+                    Outcome::Upgrade => tracing::info!(
+                        millis,
+                        "the semantic tier is built: answering the {n} intents with it from now on"
+                    ),
+                }
+                return Ok(n);
             }
-            Ok(Err(e)) => Err(self.report_upgrade(e.into())),
-            Err(e) => Err(self.report_upgrade(e)),
+            Ok(Err(e)) => e.into(),
+            Err(e) => e,
+        };
+        match outcome {
+            Outcome::Reload => tracing::error!(
+                "the intents in {} changed but were not reloaded; still answering with the {} intents loaded before. {error}",
+                self.dir.display(),
+                self.engine.knowledge().intents.len()
+            ),
+            Outcome::Upgrade => tracing::error!(
+                "the semantic tier was not built for the intents in {}; still answering with the lexical matcher. {error}",
+                self.dir.display()
+            ),
         }
+        Err(error)
     }
+}
 
-    fn report_upgrade(&self, error: ReloadError) -> ReloadError {
-        tracing::error!(
-            "the semantic tier was not built for the intents in {}; still answering with the lexical matcher. {error}",
-            self.dir.display()
-        );
-        error
-    }
-
-    fn report(&self, error: ReloadError) -> ReloadError {
-        tracing::error!(
-            "the intents in {} changed but were not reloaded; still answering with the {} intents loaded before. {error}",
-            self.dir.display(),
-            self.engine.knowledge().intents.len()
-        );
-        error
-    }
+/// What a [`Reloader`]'s build is for, as its log lines say.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// The intents changed.
+    Reload,
+    /// The bot started on the lexical matcher; this is the model's tier.
+    Upgrade,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
