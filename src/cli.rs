@@ -671,6 +671,20 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, CliError> {
             .map_or_else(String::new, |s| format!(", semantic tier: {s}"))
     )?;
     writeln!(out, "  thresholds: {}", calibration.describe())?;
+    if knowledge.matcher.semantic().is_some() {
+        let seconds = build.as_secs_f64();
+        if config.matcher_wait_for_model == Some(true) {
+            writeln!(
+                out,
+                "  at start: the bot answers once the semantic tier is built (about {seconds:.1} s; [matcher] wait_for_model = true)"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  at start: `frontdesk run` answers with the lexical matcher for about {seconds:.1} s, until the semantic tier is built ([matcher] wait_for_model = true waits instead)"
+            )?;
+        }
+    }
     let mut warnings: Vec<String> = intents.warnings.iter().map(|w| w.to_string()).collect();
     if let Some(model) = &config.matcher_model
         && knowledge.matcher.semantic().is_none()

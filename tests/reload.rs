@@ -294,6 +294,35 @@ fn with_a_model_the_bot_answers_at_once_and_builds_the_semantic_tier_behind() {
     assert!(!log.contains("until the semantic tier is built"), "{log}");
     assert!(!log.contains("the semantic tier is built"), "{log}");
 
+    // `check` says what happens at start, and how long the tier takes.
+    let check = |wait: &str| {
+        write_config(wait);
+        let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .current_dir(repo())
+            .env_remove("FRONTDESK_INTENTS")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let default = check("");
+    assert!(
+        default.contains("at start: `frontdesk run` answers with the lexical matcher for about"),
+        "{default}"
+    );
+    let waiting = check("wait_for_model = true\n");
+    assert!(
+        waiting.contains("at start: the bot answers once the semantic tier is built"),
+        "{waiting}"
+    );
+
     // A wrong value is a config error naming the key.
     write_config("wait_for_model = \"no\"\n");
     let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
