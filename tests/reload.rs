@@ -273,51 +273,46 @@ fn with_a_model_the_bot_answers_at_once_and_builds_the_semantic_tier_behind() {
     bot.ask("What are your opening hours?", "Monday to Friday");
     bot.finish();
 
+    // One run of the binary: `-v`, `args`, `--config`; no input:
+    // (success, stdout, stderr).
+    let data = tmp.path().join("data2");
+    let chat = ["chat", "--data", data.to_str().unwrap()];
+    let frontdesk = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+            .arg("-v")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .current_dir(repo())
+            .env_remove("FRONTDESK_CONFIG")
+            .env_remove("FRONTDESK_DATA")
+            .env_remove("FRONTDESK_INTENTS")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+
     // Piped, without the key: the tier is built before the first answer.
     write_config("");
-    let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
-        .args(["-v", "chat", "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(tmp.path().join("data2"))
-        .current_dir(repo())
-        .env_remove("FRONTDESK_CONFIG")
-        .env_remove("FRONTDESK_DATA")
-        .env_remove("FRONTDESK_INTENTS")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let (ok, _, log) = frontdesk(&chat);
+    assert!(ok, "{log}");
     assert!(log.contains("semantic tier on"), "{log}");
     assert!(!log.contains("until the semantic tier is built"), "{log}");
     assert!(!log.contains("the semantic tier is built"), "{log}");
 
     // `check` says what happens at start, and how long the tier takes.
-    let check = |wait: &str| {
-        write_config(wait);
-        let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
-            .args(["check", "--config"])
-            .arg(&config)
-            .current_dir(repo())
-            .env_remove("FRONTDESK_INTENTS")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let default = check("");
+    let (ok, default, log) = frontdesk(&["check"]);
+    assert!(ok, "{log}");
     assert!(
         default.contains("at start: `frontdesk run` answers with the lexical matcher for about"),
         "{default}"
     );
-    let waiting = check("wait_for_model = true\n");
+    write_config("wait_for_model = true\n");
+    let (ok, waiting, log) = frontdesk(&["check"]);
+    assert!(ok, "{log}");
     assert!(
         waiting.contains("at start: the bot answers once the semantic tier is built"),
         "{waiting}"
@@ -325,15 +320,7 @@ fn with_a_model_the_bot_answers_at_once_and_builds_the_semantic_tier_behind() {
 
     // A wrong value is a config error naming the key.
     write_config("wait_for_model = \"no\"\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
-        .args(["chat", "--config"])
-        .arg(&config)
-        .current_dir(repo())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, _, err) = frontdesk(&chat);
+    assert!(!ok);
     assert!(err.contains("wait_for_model"), "{err}");
 }
