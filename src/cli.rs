@@ -491,9 +491,8 @@ fn watch_intents(
         Box::new(move |dir: &Path| build_knowledge(&load_config, &matchers, dir)),
     );
     let started = match interval {
-        _ if upgrade => Watcher::start_upgrading(reloader, interval),
-        Some(interval) => Watcher::start(reloader, snapshot, interval),
-        None => return None,
+        Some(interval) if !upgrade => Watcher::start(reloader, snapshot, interval),
+        _ => Watcher::start_upgrading(reloader, interval),
     };
     match started {
         Ok(watcher) => Some(watcher),
